@@ -1,0 +1,1 @@
+"""Repository-level conftest: the project's own tests drive the plugin with pytester."""

@@ -1,0 +1,3 @@
+"""pytest-ollama-regress: regression-test Ollama servers from pytest."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""pytest hooks for the catalogue capability (being filled in)."""

@@ -1,0 +1,1 @@
+"""pytest hooks for the containers capability (being filled in)."""

@@ -1,0 +1,1 @@
+"""pytest hooks for the inventory capability (being filled in)."""

@@ -1,0 +1,1 @@
+"""pytest hooks for the suite capability (being filled in)."""

@@ -1,0 +1,1 @@
+"""pytest hooks for the targets capability (being filled in)."""
