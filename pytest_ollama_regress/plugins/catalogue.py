@@ -1,1 +1,311 @@
-"""pytest hooks for the catalogue capability (being filled in)."""
+"""pytest hooks for the model catalogue: fixtures ``ollama_models``, ``ollama_model``,
+``ollama_vision_model`` and the model matrix of ``--ollama-model all|vision|NAME|@FILE``.
+
+The options themselves are registered by ``plugins/targets.py``; this module only reads them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from pytest_ollama_regress.catalogue import (
+    ModelEntry,
+    ModelSelector,
+    assign_variant_names,
+    canonical_name,
+    discover,
+    find_model,
+    first_with,
+    parse_model_selector,
+)
+from pytest_ollama_regress.plugins.targets import client_for
+from pytest_ollama_regress.targets import TargetError, registry_of
+
+MODEL_OPT = "--ollama-model"
+VISION_OPT = "--ollama-vision-model"
+STRICT_OPT = "--ollama-strict"
+
+
+@dataclass(frozen=True)
+class MatrixModel:
+    """One model of the matrix: the id it gives tests and, when deprecated, why."""
+
+    name: str
+    variant: str
+    vision: bool = True
+    completion: bool = True
+    deprecated_reason: str | None = None
+
+
+@dataclass
+class CatalogueState:
+    """Per-session state: the selector, discovery cache per URL, collection-time matrix."""
+
+    selector: ModelSelector
+    registry_models: list[MatrixModel] | None = None
+    by_url: dict[str, list[ModelEntry]] = field(default_factory=dict)
+    union: list[MatrixModel] | None = None
+    union_by_target: dict[str, set[str]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+STATE_KEY = pytest.StashKey[CatalogueState]()
+
+
+def _getoption(config: pytest.Config, opt: str, ini: str) -> Any:
+    value = config.getoption(opt, default=None)
+    if value in (None, ""):
+        try:
+            value = config.getini(ini) or None
+        except ValueError:
+            value = None
+    return value
+
+
+def _strict(config: pytest.Config) -> bool:
+    return bool(config.getoption(STRICT_OPT, default=False))
+
+
+def _load_registry_matrix(path: str) -> list[MatrixModel]:
+    from pytest_ollama_regress.registry import RegistryError, load_registry
+
+    try:
+        reg = load_registry(path, missing_ok=False)
+    except RegistryError as exc:
+        raise pytest.UsageError(f"--ollama-model @{path}: {exc}") from None
+    models = []
+    for entry in reg.entries():
+        caps = entry.get("capabilities") or []
+        served = entry.get("served_model_id") or entry["name"]
+        reason = None
+        if entry.get("deprecated"):
+            reason = entry.get("deprecated_reason") or "deprecated in the registry"
+            reason = f"{entry['name']} is deprecated: {reason}"
+        models.append(
+            MatrixModel(
+                name=served,
+                variant=entry["name"],
+                vision="vision" in caps if caps else True,
+                completion="completion" in caps if caps else True,
+                deprecated_reason=reason,
+            )
+        )
+    if not models:
+        raise pytest.UsageError(
+            f"--ollama-model @{path}: the registry holds no models; "
+            "fill it with `ollama-regress models import`"
+        )
+    return models
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        selector = parse_model_selector(_getoption(config, MODEL_OPT, "ollama_model"))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    state = CatalogueState(selector)
+    if selector.kind == "registry":
+        state.registry_models = _load_registry_matrix(selector.value)
+    config.stash[STATE_KEY] = state
+
+
+# --- discovery, cached per target URL ------------------------------------------------------
+
+
+def discovered(config: pytest.Config, client: Any) -> list[ModelEntry]:
+    """The catalogue of the server behind ``client``, discovered once per URL per session."""
+    state = config.stash[STATE_KEY]
+    url = str(client.base_url).rstrip("/")
+    with state.lock:
+        if url not in state.by_url:
+            state.by_url[url] = discover(client)
+        return state.by_url[url]
+
+
+def _target_id(target_info: Any) -> str:
+    return str(getattr(target_info, "id", target_info))
+
+
+def _missing(config: pytest.Config, message: str) -> None:
+    """Skip with ``message``, or fail with it under ``--ollama-strict``."""
+    if _strict(config):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def _lacks(target: str, wanted: str, entries: Sequence[ModelEntry]) -> str:
+    have = ", ".join(e.name for e in entries) or "no models"
+    return (
+        f"target {target} has no model {wanted!r} (it has: {have}); "
+        f"pull it or choose another {MODEL_OPT}"
+    )
+
+
+@pytest.fixture
+def ollama_models(request: pytest.FixtureRequest, ollama: Any) -> list[ModelEntry]:
+    """The discovered catalogue of the current target (``/api/tags`` + ``/api/show``)."""
+    return discovered(request.config, ollama)
+
+
+@pytest.fixture
+def ollama_model(
+    request: pytest.FixtureRequest, ollama_models: list[ModelEntry], ollama_target: Any
+) -> str:
+    """The completion model for this test: the matrix entry, ``--ollama-model``, or discovery."""
+    config = request.config
+    target = _target_id(ollama_target)
+    param: MatrixModel | None = getattr(request, "param", None)
+    if param is not None:
+        if param.deprecated_reason:
+            pytest.skip(param.deprecated_reason)
+        entry = find_model(ollama_models, param.name)
+        if entry is None:
+            state = config.stash[STATE_KEY]
+            if state.selector.kind in ("all", "vision"):
+                pytest.skip(f"target {target} has no model {param.name!r}")
+            pytest.fail(_lacks(target, param.name, ollama_models), pytrace=False)
+        return entry.name
+    entry = first_with(ollama_models, "completion")
+    if entry is None:
+        _missing(config, f"target {target} has no completion model; pull one (e.g. llama3.2)")
+    assert entry is not None
+    return entry.name
+
+
+@pytest.fixture
+def ollama_vision_model(
+    request: pytest.FixtureRequest, ollama_models: list[ModelEntry], ollama_target: Any
+) -> str:
+    """The vision model for this test: ``--ollama-vision-model``, the matrix, or discovery."""
+    config = request.config
+    target = _target_id(ollama_target)
+    param: MatrixModel | None = getattr(request, "param", None)
+    if param is not None:
+        if param.deprecated_reason:
+            pytest.skip(param.deprecated_reason)
+        entry = find_model(ollama_models, param.name)
+        if entry is None:
+            pytest.skip(f"target {target} has no model {param.name!r}")
+        assert entry is not None
+        return entry.name
+    named = _getoption(config, VISION_OPT, "ollama_vision_model")
+    if named:
+        entry = find_model(ollama_models, str(named))
+        if entry is None:
+            pytest.fail(
+                _lacks(target, str(named), ollama_models).replace(MODEL_OPT, VISION_OPT),
+                pytrace=False,
+            )
+        assert entry is not None
+        return entry.name
+    entry = first_with(ollama_models, "vision")
+    if entry is None:
+        _missing(
+            config,
+            f"target {target} has no vision model; pull one (e.g. llava) "
+            f"or name it with {VISION_OPT}",
+        )
+    assert entry is not None
+    return entry.name
+
+
+# --- the model matrix ------------------------------------------------------------------------
+
+
+def _target_catalogues(config: pytest.Config) -> list[tuple[str, list[ModelEntry]]]:
+    """Discover every target's default server at collection (for ``all`` / ``vision``)."""
+    registry = registry_of(config)
+    return [(t.id, _catalogue_of(config, t.id)) for t in registry.targets]
+
+
+def _catalogue_of(config: pytest.Config, target_id: str) -> list[ModelEntry]:
+    endpoint = registry_of(config).endpoint(target_id, {})
+    return discovered(config, client_for(config, endpoint.url))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Check named models on url/sim targets before any test runs (a usage error if absent).
+
+    Image targets start lazily, so their check happens when their first test runs.
+    """
+    config = session.config
+    state = config.stash.get(STATE_KEY, None)
+    if state is None or state.selector.kind not in ("name", "registry"):
+        return
+    wanted = [m for m in matrix_models(config) if not m.deprecated_reason]
+    for target in registry_of(config).targets:
+        if target.kind not in ("url", "sim"):
+            continue
+        try:
+            entries = _catalogue_of(config, target.id)
+        except TargetError:
+            continue  # the targets plugin reports unreachable targets itself
+        for model in wanted:
+            if find_model(entries, model.name) is None:
+                raise pytest.UsageError(_lacks(target.id, model.name, entries))
+
+
+def _union(config: pytest.Config) -> list[MatrixModel]:
+    state = config.stash[STATE_KEY]
+    if state.union is None:
+        seen: dict[str, ModelEntry] = {}
+        for target_id, entries in _target_catalogues(config):
+            state.union_by_target[target_id] = {canonical_name(e.name) for e in entries}
+            for e in entries:
+                seen.setdefault(canonical_name(e.name), e)
+        names = assign_variant_names(e.name for e in seen.values())
+        state.union = [
+            MatrixModel(e.name, names[e.name], vision=e.is_vision, completion=e.is_completion)
+            for e in seen.values()
+        ]
+    return state.union
+
+
+def matrix_models(config: pytest.Config) -> list[MatrixModel]:
+    """The models ``ollama_model`` is parametrized over (empty when not a matrix run)."""
+    state = config.stash[STATE_KEY]
+    sel = state.selector
+    if sel.kind == "name":
+        from pytest_ollama_regress.catalogue import variant_name
+
+        return [MatrixModel(sel.value, variant_name(sel.value))]
+    if sel.kind == "registry":
+        return [m for m in state.registry_models or [] if m.completion]
+    if sel.kind == "all":
+        return [m for m in _union(config) if m.completion]
+    if sel.kind == "vision":
+        return [m for m in _union(config) if m.vision]
+    return []
+
+
+def _param(model: MatrixModel) -> Any:
+    marks = [pytest.mark.skip(reason=model.deprecated_reason)] if model.deprecated_reason else []
+    return pytest.param(model, id=model.variant, marks=marks)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    state = metafunc.config.stash.get(STATE_KEY, None)
+    if state is None or not state.selector.is_matrix:
+        return
+    if "ollama_model" in metafunc.fixturenames:
+        argname = "ollama_model"
+        models = matrix_models(metafunc.config)
+    elif "ollama_vision_model" in metafunc.fixturenames and state.selector.kind != "name":
+        argname = "ollama_vision_model"
+        models = [m for m in matrix_models(metafunc.config) if m.vision]
+        if state.selector.kind == "all":
+            models = [m for m in _union(metafunc.config) if m.vision]
+    else:
+        return
+    if not models:
+        metafunc.parametrize(argname, [pytest.param(None, marks=pytest.mark.skip(
+            reason=f"{MODEL_OPT} {state.selector.kind} selects no model for {argname}"))],
+            indirect=True, ids=["no-model"])
+        return
+    metafunc.parametrize(argname, [_param(m) for m in models], indirect=True)

@@ -1,0 +1,172 @@
+"""Compose files the plugin generates: one project per (image, env), written to a temp dir.
+
+The file pins the image by ID, sets the environment (``OLLAMA_HOST`` on the chosen port,
+``OLLAMA_MODELS=/models`` when a models folder is mounted), publishes the port on 127.0.0.1
+only (or uses the host network), labels the container with the session and owner, and turns
+``--ollama-gpus`` into Compose device reservations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+SERVICE = "ollama"
+CONTAINER_PORT = 11434
+MODELS_MOUNT = "/models"
+STOP_GRACE = "3s"
+
+# Labels on every container (and network) the plugin creates; the reaper reads them.
+LABEL_SESSION = "io.ollama-regress.session"
+LABEL_PID = "io.ollama-regress.pid"
+LABEL_PID_START = "io.ollama-regress.pid-start"
+LABEL_HOST = "io.ollama-regress.host"
+LABEL_KEEP = "io.ollama-regress.keep"
+LABEL_IMAGE = "io.ollama-regress.image"
+
+_GPU_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]*$")
+
+
+@dataclass(frozen=True)
+class GpuRequest:
+    """A parsed ``--ollama-gpus`` value."""
+
+    mode: str  # "auto" | "all" | "none" | "count" | "ids"
+    count: int = 0
+    device_ids: tuple[str, ...] = ()
+
+    @property
+    def explicit(self) -> bool:
+        """GPUs were asked for by name, count or ``all`` (not ``auto``/``none``)."""
+        return self.mode in ("all", "count", "ids")
+
+    def docker_run_flag(self) -> str:
+        """The equivalent ``docker run --gpus`` value."""
+        if self.mode == "count":
+            return str(self.count)
+        if self.mode == "ids":
+            return f'"device={",".join(self.device_ids)}"'
+        return "all"
+
+    def __str__(self) -> str:
+        if self.mode == "count":
+            return str(self.count)
+        if self.mode == "ids":
+            return ",".join(self.device_ids)
+        return self.mode
+
+
+def parse_gpus(value: str) -> GpuRequest:
+    """Parse ``auto|all|none|N|ID[,ID]``; ``ValueError`` with a one-line message otherwise."""
+    text = value.strip()
+    if text in ("auto", "all", "none"):
+        return GpuRequest(text)
+    if text.isdigit():
+        count = int(text)
+        return GpuRequest("none") if count == 0 else GpuRequest("count", count=count)
+    ids = tuple(part.strip() for part in text.split(","))
+    if ids and all(_GPU_ID_RE.match(part) for part in ids):
+        return GpuRequest("ids", device_ids=ids)
+    raise ValueError(
+        f"--ollama-gpus {value!r}: expected auto, all, none, a count (e.g. 2) or device IDs "
+        "(e.g. 0,1 or GPU-<uuid>)"
+    )
+
+
+def device_reservations(request: GpuRequest) -> list[dict[str, object]]:
+    """Compose ``deploy.resources.reservations.devices`` for a resolved GPU request."""
+    if request.mode == "all":
+        return [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
+    if request.mode == "count":
+        return [{"driver": "nvidia", "count": request.count, "capabilities": ["gpu"]}]
+    if request.mode == "ids":
+        return [{"driver": "nvidia", "device_ids": list(request.device_ids), "capabilities": ["gpu"]}]
+    return []
+
+
+def env_digest(env: Mapping[str, str]) -> str:
+    """Six hex digits naming a distinct environment (``0`` for none)."""
+    if not env:
+        return "0"
+    text = "\n".join(f"{k}={v}" for k, v in sorted(env.items()))
+    return hashlib.sha1(text.encode()).hexdigest()[:6]
+
+
+def project_name(session: str, worker: str, short_id: str, env: Mapping[str, str]) -> str:
+    """A Compose project name: lowercase letters, digits, ``-`` (``olr-<session>-gw0-4beecd8-0``)."""
+    raw = f"olr-{session}-{worker}-{short_id}-{env_digest(env)}".lower()
+    return re.sub(r"[^a-z0-9_-]", "-", raw)
+
+
+@dataclass
+class ComposeSpec:
+    """Everything one generated compose file says."""
+
+    project: str
+    image_id: str
+    port: int
+    network: str  # "host" | "bridge"
+    env: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    models_dir: Path | None = None
+    gpus: GpuRequest = GpuRequest("none")
+
+    @property
+    def container_name(self) -> str:
+        return f"{self.project}-{SERVICE}"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def environment(self) -> dict[str, str]:
+        """The container's environment: the user's, then what the plugin must set."""
+        env = dict(self.env)
+        if self.network == "host":
+            env["OLLAMA_HOST"] = f"127.0.0.1:{self.port}"
+        else:
+            env["OLLAMA_HOST"] = f"0.0.0.0:{CONTAINER_PORT}"
+        if self.models_dir is not None:
+            env["OLLAMA_MODELS"] = MODELS_MOUNT
+        return env
+
+    def to_dict(self) -> dict[str, object]:
+        service: dict[str, object] = {
+            "image": self.image_id,
+            "container_name": self.container_name,
+            "pull_policy": "never",
+            "init": True,
+            "environment": self.environment(),
+            "labels": dict(self.labels),
+            "stop_signal": "SIGTERM",
+            "stop_grace_period": STOP_GRACE,
+            "restart": "no",
+        }
+        if self.network == "host":
+            service["network_mode"] = "host"
+        else:
+            service["ports"] = [f"127.0.0.1:{self.port}:{CONTAINER_PORT}"]
+        if self.models_dir is not None:
+            service["volumes"] = [
+                {"type": "bind", "source": str(self.models_dir), "target": MODELS_MOUNT}
+            ]
+        devices = device_reservations(self.gpus)
+        if devices:
+            service["deploy"] = {"resources": {"reservations": {"devices": devices}}}
+        data: dict[str, object] = {"name": self.project, "services": {SERVICE: service}}
+        if self.network != "host":
+            data["networks"] = {"default": {"labels": dict(self.labels)}}
+        return data
+
+    def write(self, directory: Path) -> Path:
+        """Write ``<directory>/<project>/compose.yaml`` and return its path."""
+        folder = directory / self.project
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "compose.yaml"
+        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+        return path

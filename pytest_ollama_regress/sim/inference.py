@@ -1,0 +1,398 @@
+"""Chat and generate: validation, scheduling, prompt, planned output and timed token emission.
+
+``prepare_chat``/``prepare_generate`` do everything that happens before the first byte (and
+may raise ``ApiError``); they return a ``Plan`` whose ``run`` emits the tokens at their
+scheduled times through a callback and returns the final metrics.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pytest_ollama_regress.sim import answers, errors, tokens, vision
+from pytest_ollama_regress.sim.catalogue import ModelSpec, normalize_name
+from pytest_ollama_regress.sim.engine import Assignment, parse_options, plan_runner
+from pytest_ollama_regress.sim.errors import ApiError, RunnerError
+from pytest_ollama_regress.sim.render import Msg, Prompt, chat_prompt, render_custom
+
+if TYPE_CHECKING:
+    from pytest_ollama_regress.sim.app import App
+
+_TAG_RE = re.compile(r"\[img-\d+\]")
+
+
+@dataclass
+class Special:
+    """A load/unload answer (empty messages or prompt)."""
+
+    done_reason: str  # "load" | "unload"
+    name: str
+
+
+@dataclass
+class DebugRender:
+    name: str
+    rendered: str
+    image_count: int
+
+
+@dataclass
+class Step:
+    kind: str  # "thinking" | "content" | "tool_call"
+    text: str = ""
+    tool_call: dict[str, Any] | None = None
+
+
+@dataclass
+class Plan:
+    """A generation ready to run on an assigned runner."""
+
+    app: App
+    spec: ModelSpec
+    name: str
+    assignment: Assignment
+    keep_alive: float | None
+    started_ns: int
+    prompt_eval_count: int
+    steps: list[Step]
+    done_reason: str
+    error_before: RunnerError | None = None
+    error_after: int | None = None
+    context: list[int] | None = None
+    scheduled_first_ns: int = 0
+    _released: bool = field(default=False, repr=False)
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self.app.scheduler.release(self.assignment.runner, self.keep_alive)
+
+    def run(self, emit: Callable[[Step], None],
+            on_schedule: Callable[[int], None] | None = None) -> dict[str, int]:
+        """Emit every step at its scheduled time; return the final metrics (ns).
+
+        Raises ``RunnerError`` for a runner failure; ``emit`` may raise ``OSError`` when the
+        client went away, which stops the generation.
+        """
+        latency = self.app.latency
+        runner = self.assignment.runner
+        try:
+            deadline = time.monotonic() + 600.0
+            while not runner.slots.acquire(timeout=1.0):
+                if time.monotonic() > deadline:
+                    raise RunnerError("timed out waiting for a parallel slot")
+            try:
+                slot_ns = time.perf_counter_ns()
+                prefill_end = slot_ns + latency.prefill_ns(self.prompt_eval_count)
+                first_due = (prefill_end + latency.decode_ns +
+                             self.app.profile.first_token_delay_ns(self.app.env))
+                self.scheduled_first_ns = first_due
+                if on_schedule:
+                    on_schedule(first_due)
+                _sleep_until(prefill_end)
+                prompt_done = time.perf_counter_ns()
+                if self.error_before is not None:
+                    raise self.error_before
+                emitted = 0
+                for index, step in enumerate(self.steps):
+                    if self.error_after is not None and emitted >= self.error_after:
+                        raise RunnerError(errors.RUNNER_FAILURE)
+                    _sleep_until(first_due + index * latency.decode_ns)
+                    emit(step)
+                    emitted += 1
+                if self.error_after is not None and emitted >= self.error_after and \
+                        self.error_after <= len(self.steps):
+                    raise RunnerError(errors.RUNNER_FAILURE)
+                end = time.perf_counter_ns()
+            finally:
+                runner.slots.release()
+        finally:
+            self.release()
+        metrics = {
+            "total_duration": max(end - self.started_ns, 1),
+            "load_duration": max(self.assignment.load_duration_ns, 1),
+            "prompt_eval_count": self.prompt_eval_count,
+            "prompt_eval_duration": max(prompt_done - slot_ns, 1),
+            "eval_count": len(self.steps),
+            "eval_duration": max(end - prompt_done, 1),
+        }
+        return metrics
+
+
+def _sleep_until(due_ns: int) -> None:
+    for _ in range(10_000):
+        left = due_ns - time.perf_counter_ns()
+        if left <= 0:
+            return
+        time.sleep(left / 1e9)
+
+
+# -- shared checks -----------------------------------------------------------------------
+
+def _lookup(app: App, route: str, name: str | None) -> ModelSpec:
+    name = name or ""
+    if not name:
+        if route == "chat":
+            raise errors.model_required()
+        raise errors.not_found(route, name, app.features)
+    normal = normalize_name(name)
+    spec = app.store.get(normal) if normal else None
+    if spec is None:
+        raise errors.not_found(route, name, app.features)
+    if spec.is_embedding and route in ("chat", "generate"):
+        raise errors.unsupported(route, spec, name)
+    return spec
+
+
+def _resolve_think(app: App, spec: ModelSpec, name: str, think: bool | str | None
+                   ) -> tuple[bool, bool]:
+    """(thinking on, thinking inline in content as <think> tags)."""
+    capable = "thinking" in spec.capabilities
+    wants = think is True or isinstance(think, str)
+    if wants and not capable:
+        raise errors.no_thinking(spec, name, app.features)
+    if isinstance(think, str) and not app.features.think_levels_any_model:
+        raise errors.think_level_unsupported(think)
+    if think is None and capable:
+        if app.features.think_default_on:
+            return True, False
+        return False, True
+    return bool(wants), False
+
+
+class _ContextMemory:
+    """Token ids handed out in ``context`` arrays, so a later request can send them back."""
+
+    def __init__(self, keep: int = 50_000) -> None:
+        self._lock = threading.Lock()
+        self._map: OrderedDict[int, str] = OrderedDict()
+        self._keep = keep
+
+    def ids(self, text: str) -> list[int]:
+        out = []
+        with self._lock:
+            for tok in tokens.tokens(text):
+                ident = tokens.token_id(tok)
+                self._map[ident] = tok
+                self._map.move_to_end(ident)
+                out.append(ident)
+            while len(self._map) > self._keep:
+                self._map.popitem(last=False)
+        return out
+
+    def text(self, ids: list[int]) -> str:
+        with self._lock:
+            return " ".join(self._map.get(i, "") for i in ids).strip()
+
+
+CONTEXT_MEMORY = _ContextMemory()
+
+
+def _output(app: App, spec: ModelSpec, prompt: Prompt, options: dict[str, Any],
+            think_on: bool, think_inline: bool, fmt: Any, tools: list[Any] | None,
+            last_user: str, ctx: int) -> tuple[list[Step], str, RunnerError | None]:
+    seed = options.get("seed")
+    key = prompt.text
+    error: RunnerError | None = None
+    content: str
+    call = answers.tool_call(tools, last_user) if tools else None
+    if spec.is_vision and prompt.images:
+        try:
+            content = vision.describe(prompt.images)
+        except vision.VisionError as exc:
+            error = RunnerError(f"Failed to create new sequence: failed to process inputs: {exc}")
+            content = ""
+    elif fmt not in (None, ""):
+        content = answers.json_answer(seed, key, fmt)
+    else:
+        content = answers.text(seed, key)
+    steps: list[Step] = []
+    if think_on:
+        steps += [Step("thinking", p) for p in tokens.pieces(answers.thinking(seed, key))]
+    elif think_inline:
+        content = f"<think>\n{answers.thinking(seed, key)}\n</think>\n\n{content}"
+    done_reason = "stop"
+    if call is not None:
+        steps.append(Step("tool_call", tool_call=call))
+    else:
+        stops = [s for s in options.get("stop", []) if s]
+        cut = min((content.find(s) for s in stops if s in content), default=-1)
+        if cut >= 0:
+            content = content[:cut]
+        steps += [Step("content", p) for p in tokens.pieces(content)]
+    limit = options.get("num_predict", -1)
+    cap = 10 * ctx
+    if limit is None or limit <= 0 or limit > cap:
+        limit = cap
+    if len(steps) > limit:
+        steps = steps[:limit]
+        done_reason = "length"
+    return steps, done_reason, error
+
+
+def _prompt_eval(spec: ModelSpec, prompt: Prompt) -> int:
+    if spec.is_vision and prompt.images:
+        return tokens.count(_TAG_RE.sub("", prompt.text)) + spec.image_tokens * len(prompt.images)
+    return tokens.count(prompt.text)
+
+
+def _finish_prompt(app: App, spec: ModelSpec, prompt: Prompt, ctx: int, truncate: bool) -> int:
+    count = _prompt_eval(spec, prompt)
+    if count > ctx:
+        if not truncate and app.features.truncate_field and app.profile.honours_truncate_false:
+            raise errors.context_exceeded(app.features)
+        app.log("WARN", "runner.go", "truncating input prompt", limit=ctx, prompt=count,
+                keep=4, new=ctx)
+        count = ctx
+    return count
+
+
+# -- chat --------------------------------------------------------------------------------
+
+def prepare_chat(app: App, req: dict[str, Any], started_ns: int
+                 ) -> Plan | Special | DebugRender:
+    name = req.get("model") or ""
+    spec = _lookup(app, "chat", name)
+    tools = req.get("tools") or []
+    if tools and "tools" not in spec.capabilities:
+        raise errors.no_tools(spec)
+    think_on, think_inline = _resolve_think(app, spec, name, req.get("think"))
+    options = parse_options(req.get("options"), app.warn_option)
+    keep_alive = req.get("keep_alive")
+    messages = req.get("messages") or []
+    if not messages:
+        if keep_alive is not None and keep_alive == 0:
+            app.scheduler.unload(spec.name)
+            return Special("unload", name)
+        assignment = app.scheduler.acquire(spec, plan_runner(spec, options, app.config),
+                                           keep_alive, started_ns)
+        app.scheduler.release(assignment.runner, keep_alive)
+        return Special("load", name)
+    msgs = [Msg(role=m.get("role") or "", content=m.get("content") or "",
+                images=list(m.get("images") or []), thinking=m.get("thinking") or "",
+                tool_calls=list(m.get("tool_calls") or []), tool_name=m.get("tool_name") or "")
+            for m in messages]
+    msgs = _filter_images(app, msgs)
+    if spec.system and msgs[0].role != "system":
+        msgs.insert(0, Msg("system", spec.system))
+    assignment = app.scheduler.acquire(spec, plan_runner(spec, options, app.config),
+                                       keep_alive, started_ns)
+    try:
+        ctx = assignment.runner.plan.ctx
+        truncate = req.get("truncate") is not False
+        prompt = chat_prompt(
+            spec, msgs, num_ctx=ctx, truncate=truncate or not app.profile.honours_truncate_false,
+            mode=app.profile.truncation, think=req.get("think") if think_on or
+            req.get("think") is False else None, tools=bool(tools), debug=app.debug_kv)
+        app.debug_kv("chat request", {"images": len(prompt.images), "prompt": prompt.text})
+        if req.get("_debug_render_only"):
+            app.scheduler.release(assignment.runner, keep_alive)
+            return DebugRender(name, prompt.text, len(prompt.images))
+        count = _finish_prompt(app, spec, prompt, ctx, truncate)
+        last_user = next((m.content for m in reversed(msgs) if m.role == "user"), "")
+        steps, done_reason, error = _output(app, spec, prompt, options, think_on, think_inline,
+                                            req.get("format"), tools, last_user, ctx)
+    except BaseException:
+        app.scheduler.release(assignment.runner, keep_alive)
+        raise
+    return Plan(app=app, spec=spec, name=name, assignment=assignment, keep_alive=keep_alive,
+                started_ns=started_ns, prompt_eval_count=count, steps=steps,
+                done_reason=done_reason, error_before=error,
+                error_after=options.get("sim_error_after"))
+
+
+def _filter_images(app: App, msgs: list[Msg]) -> list[Msg]:
+    """Apply the profile's image filter to the request's images as one ordered list."""
+    flat = [(i, j) for i, m in enumerate(msgs) for j in range(len(m.images))]
+    kept = set(app.profile.filter_images(flat))
+    out = []
+    for i, msg in enumerate(msgs):
+        images = [img for j, img in enumerate(msg.images) if (i, j) in kept]
+        out.append(Msg(msg.role, msg.content, images, msg.thinking, msg.tool_calls,
+                       msg.tool_name))
+    return out
+
+
+# -- generate ----------------------------------------------------------------------------
+
+def prepare_generate(app: App, req: dict[str, Any], started_ns: int
+                     ) -> Plan | Special | DebugRender:
+    name = req.get("model") or ""
+    spec = _lookup(app, "generate", name)
+    raw = bool(req.get("raw"))
+    if raw and (req.get("template") or req.get("system") or req.get("context")):
+        raise errors.raw_conflict()
+    if req.get("suffix") and "insert" not in spec.capabilities:
+        raise errors.no_insert(spec)
+    think_on, think_inline = _resolve_think(app, spec, name, req.get("think"))
+    options = parse_options(req.get("options"), app.warn_option)
+    keep_alive = req.get("keep_alive")
+    prompt_text = req.get("prompt") or ""
+    images = app.profile.filter_images(list(req.get("images") or []))
+    if not prompt_text and not req.get("images"):
+        if keep_alive is not None and keep_alive == 0:
+            app.scheduler.unload(spec.name)
+            return Special("unload", name)
+        assignment = app.scheduler.acquire(spec, plan_runner(spec, options, app.config),
+                                           keep_alive, started_ns)
+        app.scheduler.release(assignment.runner, keep_alive)
+        return Special("load", name)
+    assignment = app.scheduler.acquire(spec, plan_runner(spec, options, app.config),
+                                       keep_alive, started_ns)
+    try:
+        ctx = assignment.runner.plan.ctx
+        truncate = req.get("truncate") is not False
+        system = req.get("system") or spec.system
+        history = CONTEXT_MEMORY.text(req.get("context") or []) if req.get("context") else ""
+        if raw:
+            prompt = Prompt(prompt_text, images, [Msg("user", prompt_text)])
+        elif req.get("template"):
+            tags = "".join(f"[img-{i}]\n\n" for i in range(len(images)))
+            prompt = Prompt(render_custom(req["template"], tags + prompt_text, system), images,
+                            [Msg("user", prompt_text)])
+        else:
+            msgs = [Msg("system", system)] if system else []
+            if app.features.generate_image_inline:
+                msgs.append(Msg("user", prompt_text, images))
+                prompt = chat_prompt(spec, msgs, num_ctx=ctx, truncate=truncate,
+                                     mode=app.profile.truncation, think=req.get("think"),
+                                     debug=app.debug_kv)
+            else:
+                msgs += [Msg("user", f"[img-{i}]") for i in range(len(images))]
+                msgs.append(Msg("user", prompt_text))
+                prompt = chat_prompt(spec, msgs, num_ctx=ctx, truncate=truncate,
+                                     mode=app.profile.truncation, think=req.get("think"),
+                                     debug=app.debug_kv)
+                prompt.images = list(images)
+        if history:
+            prompt.text = history + " " + prompt.text
+        app.debug_kv("generate request", {"images": len(prompt.images), "prompt": prompt.text})
+        if req.get("_debug_render_only"):
+            app.scheduler.release(assignment.runner, keep_alive)
+            return DebugRender(name, prompt.text, len(prompt.images))
+        count = _finish_prompt(app, spec, prompt, ctx, truncate)
+        steps, done_reason, error = _output(app, spec, prompt, options, think_on, think_inline,
+                                            req.get("format"), None, prompt_text, ctx)
+        context = None
+        if not raw:
+            answer = "".join(s.text for s in steps if s.kind == "content")
+            context = CONTEXT_MEMORY.ids(prompt.text + " " + answer)
+    except BaseException:
+        app.scheduler.release(assignment.runner, keep_alive)
+        raise
+    return Plan(app=app, spec=spec, name=name, assignment=assignment, keep_alive=keep_alive,
+                started_ns=started_ns, prompt_eval_count=count, steps=steps,
+                done_reason=done_reason, error_before=error,
+                error_after=options.get("sim_error_after"), context=context)
+
+
+def lookup_for(app: App, route: str, name: str | None) -> ModelSpec:
+    """Model lookup with the route's error wording (embed, show, ...)."""
+    return _lookup(app, route, name)
+

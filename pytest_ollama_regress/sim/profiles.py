@@ -1,0 +1,134 @@
+"""Regression profiles: each one reproduces exactly one bug our users have met.
+
+A profile is a small object whose hooks the engine calls at the one place the bug lives.
+``Profile`` itself is the correct server (``good``); a regression overrides one hook. To add
+a profile, subclass ``Profile``, override the hook, and add an instance to ``PROFILES``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class Profile:
+    """The correct behaviour; subclasses break one thing."""
+
+    name = "good"
+    description = "no regression: behaves like the real server of the simulated version"
+
+    def filter_images(self, images: Sequence[T]) -> list[T]:
+        """Images that survive until rendering (the runner sees exactly these)."""
+        return list(images)
+
+    def ps_context_length(self, per_slot: int, num_parallel: int) -> int:
+        """``/api/ps`` ``context_length`` for a runner with ``per_slot`` context."""
+        return per_slot
+
+    def needs_reload(self, options_changed: bool) -> bool:
+        """Whether a loaded runner is reloaded for this request."""
+        return options_changed
+
+    @property
+    def truncation(self) -> str:
+        """``messages``: drop whole old messages; ``tokens``: cut the prompt mid-message."""
+        return "messages"
+
+    @property
+    def honours_truncate_false(self) -> bool:
+        return True
+
+    def first_token_delay_ns(self, env: Mapping[str, str]) -> int:
+        """Extra delay before the first generated token."""
+        return 0
+
+    def __repr__(self) -> str:
+        return f"<Profile {self.name}>"
+
+
+class VisionIgnored(Profile):
+    name = "vision-ignored"
+    description = "images are dropped before rendering: no image_count, no [img-N] tags"
+
+    def filter_images(self, images: Sequence[T]) -> list[T]:
+        return []
+
+
+class VisionMiscount(Profile):
+    name = "vision-miscount"
+    description = "with 2+ images the last one is lost: image_count and tags one fewer"
+
+    def filter_images(self, images: Sequence[T]) -> list[T]:
+        items = list(images)
+        return items[:-1] if len(items) >= 2 else items
+
+
+class NumCtxScaled(Profile):
+    name = "numctx-scaled"
+    description = "/api/ps context_length is divided by OLLAMA_NUM_PARALLEL"
+
+    def ps_context_length(self, per_slot: int, num_parallel: int) -> int:
+        return per_slot // max(num_parallel, 1)
+
+
+class ReloadThrash(Profile):
+    name = "reload-thrash"
+    description = "every request reloads the model (large load_duration every time)"
+
+    def needs_reload(self, options_changed: bool) -> bool:
+        return True
+
+
+class SilentTruncation(Profile):
+    name = "silent-truncation"
+    description = "history is cut mid-message (system may be lost); truncate:false is ignored"
+
+    @property
+    def truncation(self) -> str:
+        return "tokens"
+
+    @property
+    def honours_truncate_false(self) -> bool:
+        return False
+
+
+class SlowTtft(Profile):
+    name = "slow-ttft"
+    description = "the first token is late by OLLAMA_SIM_TTFT_DELAY_MS (default 250 ms)"
+    default_delay_ms = 250.0
+
+    def first_token_delay_ns(self, env: Mapping[str, str]) -> int:
+        raw = env.get("OLLAMA_SIM_TTFT_DELAY_MS", "").strip().strip("\"'")
+        try:
+            delay = float(raw) if raw else self.default_delay_ms
+        except ValueError:
+            raise ValueError(
+                f"OLLAMA_SIM_TTFT_DELAY_MS={raw!r} is not a number: set it to e.g. 250"
+            ) from None
+        return int(max(delay, 0.0) * 1_000_000)
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile(),
+        VisionIgnored(),
+        VisionMiscount(),
+        NumCtxScaled(),
+        ReloadThrash(),
+        SilentTruncation(),
+        SlowTtft(),
+    )
+}
+
+
+def get_profile(name: str) -> Profile:
+    """The profile called ``name``; a one-line ValueError listing the profiles otherwise."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown simulator profile {name!r}: choose one of {', '.join(PROFILES)}"
+        ) from None
