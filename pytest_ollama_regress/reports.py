@@ -38,8 +38,8 @@ META_COLUMNS: tuple[tuple[str, Any], ...] = (
     ("Created (UTC)", lambda r: format_created(r.created)),
     ("Revision", lambda r: r.revision),
     ("Source", lambda r: r.source),
-    ("Version", lambda r: r.version),
-    ("Server", lambda r: r.server_version),
+    ("OCI version", lambda r: r.version),
+    ("Server version", lambda r: r.server_version),
 )
 CSV_META = ("target", "ref", "kind", "short_id", "image_id", "repo_tags", "repo_digests",
             "created_utc", "revision", "source", "version", "server_version")
