@@ -141,7 +141,7 @@ class Boundary:
         cmd = self.diff_command(paths)
         if cmd:
             out.append(cmd)
-        elif self.lkg and self.fkb:
+        elif self.lkg and self.fkb and self.lkg.kind == self.fkb.kind == "image":
             missing = [r.target for r in (self.lkg, self.fkb) if not r.revision]
             have = "have" if len(missing) > 1 else "has"
             out.append(f"no git diff: {' and '.join(missing)} {have} no {OCI_REVISION} label")

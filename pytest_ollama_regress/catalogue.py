@@ -37,10 +37,6 @@ DEFAULT_NAMESPACE = "library"
 DEFAULT_TAG = "latest"
 BACKEND_SUFFIX = "ollama-gguf"
 
-KNOWN_CAPABILITIES = (
-    "completion", "embedding", "vision", "tools", "insert", "thinking", "image", "audio",
-)
-
 
 def is_quant_token(token: str) -> bool:
     """True when ``token`` names a quantisation (Strategy A's extended quant regex)."""

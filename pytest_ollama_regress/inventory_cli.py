@@ -20,6 +20,7 @@ from pytest_ollama_regress.inventory import (
 )
 from pytest_ollama_regress.reports import (
     TABLE_SUFFIXES,
+    append_step_summary,
     terminal_lines,
     to_csv,
     to_json,
@@ -57,9 +58,11 @@ def register(subparsers: Any) -> None:
         help="last-known-good / first-known-bad from a filled inventory (.md, .csv, .json)",
         description="Read an inventory filled by hand (the Markdown table form with "
         "VisionStatus OK / FAIL / ?, or CSV) or written by --ollama-inventory, and print "
-        "LKG, FKB, whether the history is monotonic, and the git diff command.",
+        "LKG, FKB, whether the history is monotonic, and the git diff command (also appended "
+        "as Markdown to $GITHUB_STEP_SUMMARY when it is set).",
     )
-    bnd.add_argument("file", metavar="FILE")
+    bnd.add_argument("files", nargs="+", metavar="FILE",
+                     help="one inventory, or several (e.g. one per image of a CI matrix)")
     bnd.add_argument("--markers", action="append", metavar="NAME",
                      help="status columns that decide (default: every status column)")
     bnd.add_argument("--paths", action="append", metavar="PATH",
@@ -80,17 +83,20 @@ def _inspect(refs: Sequence[str]) -> list[InventoryRow]:
     from pytest_ollama_regress.docker_engine import DockerEngine, DockerError, parse_image_ref
     from pytest_ollama_regress.targets import Target
 
+    def mine(exc: Exception) -> InventoryError:  # the engine's messages name the pytest option
+        return InventoryError(str(exc).removeprefix("--ollama-image "))
+
     try:
         parsed = [parse_image_ref(r) for r in refs]
     except ValueError as exc:
-        raise InventoryError(str(exc)) from None
+        raise mine(exc) from None
     engine = DockerEngine()
     rows = []
     for ref in parsed:
         try:
             info = engine.resolve(ref)
         except DockerError as exc:
-            raise InventoryError(str(exc)) from None
+            raise mine(exc) from None
         rows.append(row_from_target(Target(ref.label or info.short_id, "image", ref.given, info)))
     return rows
 
@@ -128,21 +134,27 @@ def run_inventory(args: argparse.Namespace) -> int:
 def run_boundary(args: argparse.Namespace) -> int:
     selected = _names(args.markers)
     paths = _names(args.paths) or list(DEFAULT_DIFF_PATHS)
+    known = (*DEFAULT_MARKERS, OTHER, *selected)
     try:
-        rows = load_inventory(args.file, (*DEFAULT_MARKERS, OTHER, *selected))
+        rows = [row for file in args.files for row in load_inventory(file, known)]
         columns = list(dict.fromkeys(m for r in rows for m in r.statuses))
         missing = [m for m in selected if m not in columns]
         if missing:
             raise InventoryError(
-                f"{args.file}: no status column for {', '.join(missing)} "
+                f"{' '.join(args.files)}: no status column for {', '.join(missing)} "
                 f"(columns: {', '.join(columns)})"
             )
         found = find_boundary(rows, selected or None, args.order, option="--order")
     except InventoryError as exc:
         return _fail(str(exc))
-    for line in terminal_lines(found.rows, selected or columns):
+    markers = selected or columns
+    for line in terminal_lines(found.rows, markers):
         print(line)
     print()
     for line in found.lines(paths):
         print(line)
+    try:
+        append_step_summary(to_markdown(found.rows, markers, found, paths))
+    except OSError as exc:
+        return _fail(f"GITHUB_STEP_SUMMARY: cannot append ({exc.strerror or exc})")
     return 0

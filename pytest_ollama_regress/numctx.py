@@ -72,6 +72,10 @@ class ContextRequest:
     num_ctx: int | None = None
     length: int = 0
 
+    def __str__(self) -> str:
+        sent = "no num_ctx" if self.num_ctx is None else f"num_ctx {self.num_ctx}"
+        return f"{sent}, message length {self.length} bytes"
+
 
 def message_length(
     messages: Iterable[Mapping[str, Any]] | None = None,

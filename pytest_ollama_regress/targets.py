@@ -222,7 +222,11 @@ def probe_version(url: str, *, timeout: float, what: str | None = None) -> str:
     """``GET /api/version`` of ``url``; a one-line :class:`TargetError` when it is no Ollama."""
     name = what or url
     try:
-        with httpx.Client(timeout=timeout, trust_env=False, follow_redirects=False) as http:
+        # Certificates only matter for https; skipping their load makes an http probe ~50x faster.
+        verify = url.startswith("https:")
+        with httpx.Client(
+            timeout=timeout, trust_env=False, follow_redirects=False, verify=verify
+        ) as http:
             response = http.get(url.rstrip("/") + "/api/version")
     except httpx.TimeoutException as exc:
         raise TargetError(
@@ -356,7 +360,12 @@ class SimProvider:
     def endpoint(self, target: Target, env: Mapping[str, str]) -> Endpoint:
         profile = target.metadata.get("profile", target.ref)
         version = target.metadata.get("sim_version")
-        kwargs: dict[str, Any] = {"profile": profile, "env": dict(env), "host": "127.0.0.1"}
+        kwargs: dict[str, Any] = {
+            "profile": profile,
+            "env": dict(env),
+            "host": "127.0.0.1",
+            "log_stream": _Discard(),
+        }
         if version:
             kwargs["version"] = version
         try:
@@ -393,15 +402,22 @@ class SimProvider:
             self._stack.close()
 
 
+class _Discard:
+    """A text stream that drops what it is given (the log tail is kept by the server)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
 def _sim_log_source(server: Any) -> Callable[[int], list[str]] | None:
     """The simulator's recent log lines, if this ``SimServer`` keeps them."""
-    for name in ("log_lines", "recent_logs", "logs"):
-        source = getattr(server, name, None)
-        if callable(source):
-            return lambda n, source=source: [str(line) for line in source()][-n:]
-        if isinstance(source, (list, tuple)) or hasattr(source, "__iter__"):
-            return lambda n, source=source: [str(line) for line in list(source)][-n:]
-    return None
+    log_lines = getattr(server, "log_lines", None)
+    if not callable(log_lines):
+        return None
+    return lambda n: [str(line) for line in log_lines()[-n:]]
 
 
 class TargetRegistry:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -222,6 +224,26 @@ def test_parse_and_canonical_name() -> None:
     assert canonical_name("registry.ollama.ai/library/Llama3") == "llama3:latest"
     assert canonical_name("user/m") == "user/m:latest"
     assert parse_model_name("localhost:5000/foo/bar").tag == "latest"
+
+
+_PART = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}", fullmatch=True)
+_NAMES = st.builds(
+    lambda ns, model, tag: (f"{ns}/" if ns else "") + model + (f":{tag}" if tag else ""),
+    st.one_of(st.none(), st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,10}", fullmatch=True)),
+    _PART,
+    st.one_of(st.none(), _PART),
+)
+
+
+@given(_NAMES)
+def test_variant_names_are_stable_slugs(name: str) -> None:
+    variant = variant_name(name)
+    assert variant == variant_name(name) == variant_name(name.upper())
+    assert re.fullmatch(r"[a-z0-9._-]+", variant)
+    assert "-ollama-gguf" in variant and "--" not in variant
+    assert variant_name(canonical_name(name)) == variant  # name == name:latest
+    result = strategy_a(name)
+    assert result.quant is None or is_quant_token(result.quant)
 
 
 # --- capabilities ----------------------------------------------------------------------------

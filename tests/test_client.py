@@ -7,7 +7,7 @@ import io
 from collections.abc import Iterator
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from pytest_ollama_regress.client import Completion, OllamaClient, OllamaError
 from pytest_ollama_regress.sim import DEFAULT_VERSION, SimServer
@@ -32,9 +32,14 @@ def client(sim: SimServer) -> Iterator[OllamaClient]:
         yield c
 
 
-def _png(color: str = "red") -> bytes:
+def _png() -> bytes:
+    """Two red squares on white."""
+    image = Image.new("RGB", (64, 64), "white")
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((8, 8, 24, 24), fill="red")
+    draw.rectangle((40, 40, 56, 56), fill="red")
     buf = io.BytesIO()
-    Image.new("RGB", (64, 64), color).save(buf, format="PNG")
+    image.save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -120,16 +125,26 @@ def test_thinking_arrives_before_content(client: OllamaClient) -> None:
 
 
 def test_ttft_matches_simulator_flush_time(client: OllamaClient, sim: SimServer) -> None:
-    result = client.chat(TEXT, HELLO)
-    flushes = sim.flush_times(result.headers["x-sim-request-id"])
-    assert len(flushes) == len(result.chunks)
-    # causality: no chunk is stamped before the simulator flushed it
-    for arrival, flushed in zip(result.timing.chunk_arrivals_ns, flushes, strict=True):
-        assert arrival >= flushed
-    first = next(i for i, c in enumerate(result.chunks) if c["message"]["content"])
-    error_ns = result.timing.first_content_ns - flushes[first]
-    assert 0 <= error_ns < 20_000_000  # generous: 2-core CI machines are noisy
-    assert result.timing.request_sent_ns < flushes[0]
+    """Each chunk is stamped within a tolerance of the simulator's flush of that chunk.
+
+    The simulator stamps a flush right after its write returns, on another thread of this
+    process, so the client may stamp a chunk a little *before* that (negative error). Several
+    requests share one keep-alive connection, so delayed-ACK/Nagle stalls (40 ms) would show.
+    """
+    for _ in range(5):
+        result = client.chat(TEXT, HELLO)
+        request_id = result.headers["x-sim-request-id"]
+        record = sim.request_record(request_id)
+        assert record is not None and record.wait(5)
+        flushes = sim.flush_times(request_id)
+        assert len(flushes) == len(result.chunks)
+        for arrival, flushed in zip(result.timing.chunk_arrivals_ns, flushes, strict=True):
+            assert -2_000_000 < arrival - flushed < 20_000_000
+        first = next(i for i, c in enumerate(result.chunks) if c["message"]["content"])
+        assert result.timing.first_content_ns == result.timing.chunk_arrivals_ns[first]
+        server_ttft = flushes[first] - result.timing.request_sent_ns
+        assert abs(result.timing.ttft_ns - server_ttft) < 20_000_000
+        assert result.timing.request_sent_ns < flushes[0]
 
 
 def test_ttft_sees_scheduled_first_token_delay() -> None:
@@ -155,8 +170,8 @@ def test_images_as_bytes_are_base64_encoded(client: OllamaClient) -> None:
         rendered = client.render_generate(VISION, "Describe this image", images=[image])
         assert rendered.image_count == 1
         assert "[img-0]" in rendered.rendered_template
-    result = client.chat(VISION, [{"role": "user", "content": "What colour?", "images": [png]}])
-    assert "red" in result.text
+    result = client.chat(VISION, [{"role": "user", "content": "What is it?", "images": [png]}])
+    assert "2 (two) red shapes" in result.text
 
 
 def test_render_chat_full_shape_on_0_12(client: OllamaClient) -> None:

@@ -72,7 +72,10 @@ def test_invalid_base64_image_is_400(new: OllamaClient) -> None:
 def test_bad_option_type_is_500(new: OllamaClient) -> None:
     with pytest.raises(OllamaError) as info:
         new.generate(TEXT, "hi", options={"num_ctx": "x"})
-    assert (info.value.status, info.value.message) == (500, 'option "num_ctx" must be of type integer')
+    assert (info.value.status, info.value.message) == (
+        500,
+        'option "num_ctx" must be of type integer',
+    )
 
 
 def test_plain_text_404_and_405(new: OllamaClient) -> None:
@@ -180,6 +183,7 @@ def test_connect_timeout() -> None:
 def test_stall_between_chunks_raises() -> None:
     slow = Latency(load_ms=0, prefill_us=0, decode_ms=2000)
     with SimServer(latency=slow) as server, OllamaClient(server.url, stall_timeout=0.3) as c:
+        url = server.url
         start = time.monotonic()
         with pytest.raises(OllamaError) as info:
             c.chat(TEXT, HELLO)
@@ -187,7 +191,7 @@ def test_stall_between_chunks_raises() -> None:
     err = info.value
     assert err.status == 0
     assert err.message.startswith("stalled")
-    assert server.url in err.message
+    assert url in err.message
     assert elapsed < 2.0
 
 
@@ -212,9 +216,12 @@ def test_debug_render_full_shape_on_0_12_6(new: OllamaClient) -> None:
 
 
 def test_debug_render_unsupported_version_raises() -> None:
-    with SimServer(version="0.11.4", latency=FAST) as server, OllamaClient(server.url) as c:
-        with pytest.raises(OllamaError) as info:
-            c.render_chat(TEXT, HELLO)
+    with (
+        SimServer(version="0.11.4", latency=FAST) as server,
+        OllamaClient(server.url) as c,
+        pytest.raises(OllamaError) as info,
+    ):
+        c.render_chat(TEXT, HELLO)
     assert "_debug_render_only" in info.value.message
     assert "0.11.5" in info.value.message
 

@@ -36,6 +36,26 @@ def _assert_all_stopped(urls: list[str], threads_before: set[threading.Thread]) 
     raise AssertionError(f"threads left running: {extra}")
 
 
+# Which simulator threads started during the run are still alive after the plugin's own
+# pytest_unconfigure? (Threads of the outer session, when run in process, are ignored.)
+THREAD_PROBE = """
+import pathlib
+import threading
+import pytest
+
+def _sims():
+    return {t for t in threading.enumerate() if t.name.startswith("ollama-sim")}
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    config._sims_before = _sims()
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    alive = sorted(t.name for t in _sims() - config._sims_before if t.is_alive())
+    pathlib.Path("threads.txt").write_text(repr(alive))
+"""
+
 CASES = {
     "pass": ("", [], pytest.ExitCode.OK),
     "fail-x": ("assert False, 'boom'", ["-x"], pytest.ExitCode.TESTS_FAILED),
@@ -46,6 +66,7 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_no_server_is_left_running(pytester: pytest.Pytester, case: str) -> None:
     body, args, code = CASES[case]
+    pytester.makeconftest(THREAD_PROBE)
     pytester.makepyfile(
         RECORD
         + f"""
@@ -61,9 +82,16 @@ def test_env(ollama_target):
 """
     )
     before = set(threading.enumerate())
-    result = pytester.runpytest("--ollama-sim=good", "--ollama-sim=slow-ttft", *args)
+    targets = ("--ollama-sim=good", "--ollama-sim=slow-ttft", *args)
+    if case == "interrupt":  # pytester re-raises KeyboardInterrupt from in-process runs
+        result = pytester.runpytest_subprocess(*targets, timeout=60)
+    else:
+        result = pytester.runpytest(*targets)
     assert result.ret == code
-    _assert_all_stopped(_urls(pytester), before)
+    assert (pytester.path / "threads.txt").read_text() == "[]"
+    urls = _urls(pytester)
+    assert len(urls) == {"pass": 4, "fail-x": 1, "interrupt": 1}[case]
+    _assert_all_stopped(urls, before)
 
 
 def test_no_server_is_left_after_a_fixture_error(pytester: pytest.Pytester) -> None:

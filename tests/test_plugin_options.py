@@ -71,7 +71,7 @@ from pytest_ollama_regress.plugins.targets import settings_of
 def test_settings(request, ollama, ollama_target):
     s = settings_of(request.config)
     print("SETTINGS", s.sim_version, s.model, s.vision_model, s.timeout, s.connect_timeout,
-          s.strict, [t for t, _ in s.sims], ollama_target.id, ollama_target.server_version)
+          s.strict, ",".join(t for t, _ in s.sims) or "-", ollama_target.id, ollama_target.server_version)
     print("CLIENT", ollama.stall_timeout, ollama.connect_timeout)
 """
 
@@ -94,7 +94,7 @@ def test_ini_keys_configure_the_session(pytester: pytest.Pytester) -> None:
     assert result.ret == 0
     result.stdout.fnmatch_lines(
         [
-            "SETTINGS 0.11.4 llava:7b gemma3:4b 7.0 3.0 True ['vision-ignored'] "
+            "*SETTINGS 0.11.4 llava:7b gemma3:4b 7.0 3.0 True vision-ignored "
             "sim-vision-ignored 0.11.4",
             "CLIENT 7.0 3.0",
         ]
@@ -109,7 +109,7 @@ def test_command_line_wins_over_ini(pytester: pytest.Pytester) -> None:
     )
     assert result.ret == 0
     result.stdout.fnmatch_lines(
-        [f"SETTINGS None qwen3:4b None 9.0 5.0 False ['slow-ttft'] sim-slow-ttft {DEFAULT_VERSION}"]
+        [f"*SETTINGS None qwen3:4b None 9.0 5.0 False slow-ttft sim-slow-ttft {DEFAULT_VERSION}"]
     )
 
 
@@ -119,7 +119,7 @@ def test_defaults(pytester: pytest.Pytester) -> None:
     assert result.ret == 0
     result.stdout.fnmatch_lines(
         [
-            f"SETTINGS None None None 120.0 5.0 False [] sim-good {DEFAULT_VERSION}",
+            f"*SETTINGS None None None 120.0 5.0 False - sim-good {DEFAULT_VERSION}",
             "CLIENT 120.0 5.0",
         ]
     )

@@ -331,29 +331,27 @@ def test_the_folder_must_exist(tmp_path: Path) -> None:
         pass
 
 
-WRITER = textwrap.dedent("""
-    import sys
-    from pytest_ollama_regress.listing import ListedModel
-    from pytest_ollama_regress.registry import apply_changes, locked, plan_import
-    path, worker = sys.argv[1], int(sys.argv[2])
-    for round_ in range(5):
-        names = [f"w{worker}/m{round_}:7b", "shared:latest"]
-        with locked(path) as reg:
-            apply_changes(reg, plan_import(reg, [ListedModel(name=n) for n in names]))
-""")
-
-
 def test_concurrent_importers_leave_a_valid_complete_file(tmp_path: Path) -> None:
+    """Eight ``ollama-regress models import`` processes at once, each with its own models."""
     path = tmp_path / "reg.json"
-    workers = 8
-    procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(w)])
-        for w in range(workers)
-    ]
+    workers, per_worker = 8, 5
+    procs = []
+    for w in range(workers):
+        listing = tmp_path / f"list{w}.txt"
+        listing.write_text("NAME  ID  SIZE  MODIFIED\n" + "".join(
+            f"w{w}/m{r}:7b  {w:06x}{r:06x}  {r + 1}.5 GB  {r} days ago\n" for r in range(per_worker)
+        ) + "shared:latest  abcdef123456  1.0 GB  now\n")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "pytest_ollama_regress.cli", "models", "import",
+             "--registry", str(path), "--file", str(listing)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        ))
     for p in procs:
-        assert p.wait(timeout=120) == 0
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
     reg = load_registry(path, missing_ok=False)
-    expected = {f"w{w}-m{r}-7b-ollama-gguf" for w in range(workers) for r in range(5)}
+    expected = {f"w{w}-m{r}-7b-ollama-gguf" for w in range(workers) for r in range(per_worker)}
     assert set(reg.models) == expected | {"shared-ollama-gguf"}
     assert path.read_text() == reg.dumps()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["reg.json", "reg.json.lock"]
+    leftovers = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("list"))
+    assert leftovers == ["reg.json", "reg.json.lock"]

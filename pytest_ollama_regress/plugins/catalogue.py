@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from pytest_ollama_regress.catalogue import (
+    BACKEND_SUFFIX,
     ModelEntry,
     ModelSelector,
     assign_variant_names,
@@ -22,6 +23,7 @@ from pytest_ollama_regress.catalogue import (
     find_model,
     first_with,
     parse_model_selector,
+    variant_name,
 )
 from pytest_ollama_regress.plugins.targets import client_for
 from pytest_ollama_regress.targets import TargetError, registry_of
@@ -50,7 +52,6 @@ class CatalogueState:
     registry_models: list[MatrixModel] | None = None
     by_url: dict[str, list[ModelEntry]] = field(default_factory=dict)
     union: list[MatrixModel] | None = None
-    union_by_target: dict[str, set[str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -59,7 +60,7 @@ STATE_KEY = pytest.StashKey[CatalogueState]()
 
 def _getoption(config: pytest.Config, opt: str, ini: str) -> Any:
     value = config.getoption(opt, default=None)
-    if value in (None, ""):
+    if value is None:
         try:
             value = config.getini(ini) or None
         except ValueError:
@@ -71,11 +72,11 @@ def _strict(config: pytest.Config) -> bool:
     return bool(config.getoption(STRICT_OPT, default=False))
 
 
-def _load_registry_matrix(path: str) -> list[MatrixModel]:
+def _load_registry_matrix(config: pytest.Config, path: str) -> list[MatrixModel]:
     from pytest_ollama_regress.registry import RegistryError, load_registry
 
     try:
-        reg = load_registry(path, missing_ok=False)
+        reg = load_registry(config.invocation_params.dir / path, missing_ok=False)
     except RegistryError as exc:
         raise pytest.UsageError(f"--ollama-model @{path}: {exc}") from None
     models = []
@@ -103,6 +104,20 @@ def _load_registry_matrix(path: str) -> list[MatrixModel]:
     return models
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> None:
+    """Keep ``--ollama-model @FILE`` from being read as a pytest arguments file.
+
+    pytest's parser expands ``@FILE`` arguments (``fromfile_prefix_chars``); joining the
+    value to its option (``--ollama-model=@FILE``) keeps it a value.
+    """
+    i = 0
+    while i < len(args) - 1:
+        if args[i] == MODEL_OPT and args[i + 1].startswith("@"):
+            args[i : i + 2] = [f"{MODEL_OPT}={args[i + 1]}"]
+        i += 1
+
+
 def pytest_configure(config: pytest.Config) -> None:
     try:
         selector = parse_model_selector(_getoption(config, MODEL_OPT, "ollama_model"))
@@ -110,7 +125,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     state = CatalogueState(selector)
     if selector.kind == "registry":
-        state.registry_models = _load_registry_matrix(selector.value)
+        state.registry_models = _load_registry_matrix(config, selector.value)
     config.stash[STATE_KEY] = state
 
 
@@ -127,10 +142,6 @@ def discovered(config: pytest.Config, client: Any) -> list[ModelEntry]:
         return state.by_url[url]
 
 
-def _target_id(target_info: Any) -> str:
-    return str(getattr(target_info, "id", target_info))
-
-
 def _missing(config: pytest.Config, message: str) -> None:
     """Skip with ``message``, or fail with it under ``--ollama-strict``."""
     if _strict(config):
@@ -138,11 +149,13 @@ def _missing(config: pytest.Config, message: str) -> None:
     pytest.skip(message)
 
 
-def _lacks(target: str, wanted: str, entries: Sequence[ModelEntry]) -> str:
+def _lacks(
+    target: str, wanted: str, entries: Sequence[ModelEntry], option: str = MODEL_OPT
+) -> str:
     have = ", ".join(e.name for e in entries) or "no models"
     return (
         f"target {target} has no model {wanted!r} (it has: {have}); "
-        f"pull it or choose another {MODEL_OPT}"
+        f"pull it or choose another {option}"
     )
 
 
@@ -158,7 +171,7 @@ def ollama_model(
 ) -> str:
     """The completion model for this test: the matrix entry, ``--ollama-model``, or discovery."""
     config = request.config
-    target = _target_id(ollama_target)
+    target = ollama_target.id
     param: MatrixModel | None = getattr(request, "param", None)
     if param is not None:
         if param.deprecated_reason:
@@ -183,7 +196,7 @@ def ollama_vision_model(
 ) -> str:
     """The vision model for this test: ``--ollama-vision-model``, the matrix, or discovery."""
     config = request.config
-    target = _target_id(ollama_target)
+    target = ollama_target.id
     param: MatrixModel | None = getattr(request, "param", None)
     if param is not None:
         if param.deprecated_reason:
@@ -197,10 +210,7 @@ def ollama_vision_model(
     if named:
         entry = find_model(ollama_models, str(named))
         if entry is None:
-            pytest.fail(
-                _lacks(target, str(named), ollama_models).replace(MODEL_OPT, VISION_OPT),
-                pytrace=False,
-            )
+            pytest.fail(_lacks(target, str(named), ollama_models, VISION_OPT), pytrace=False)
         assert entry is not None
         return entry.name
     entry = first_with(ollama_models, "vision")
@@ -230,15 +240,23 @@ def _catalogue_of(config: pytest.Config, target_id: str) -> list[ModelEntry]:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Check named models on url/sim targets before any test runs (a usage error if absent).
+    """Check named models (``--ollama-model NAME|@FILE``, ``--ollama-vision-model``) on url/sim
+    targets before any test runs: a usage error if absent.
 
     Image targets start lazily, so their check happens when their first test runs.
     """
     config = session.config
     state = config.stash.get(STATE_KEY, None)
-    if state is None or state.selector.kind not in ("name", "registry"):
+    if state is None:
         return
-    wanted = [m for m in matrix_models(config) if not m.deprecated_reason]
+    wanted: list[tuple[str, str]] = []
+    if state.selector.kind in ("name", "registry"):
+        wanted = [(m.name, MODEL_OPT) for m in matrix_models(config) if not m.deprecated_reason]
+    vision = _getoption(config, VISION_OPT, "ollama_vision_model")
+    if vision:
+        wanted.append((str(vision), VISION_OPT))
+    if not wanted:
+        return
     for target in registry_of(config).targets:
         if target.kind not in ("url", "sim"):
             continue
@@ -246,17 +264,16 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             entries = _catalogue_of(config, target.id)
         except TargetError:
             continue  # the targets plugin reports unreachable targets itself
-        for model in wanted:
-            if find_model(entries, model.name) is None:
-                raise pytest.UsageError(_lacks(target.id, model.name, entries))
+        for name, option in wanted:
+            if find_model(entries, name) is None:
+                raise pytest.UsageError(_lacks(target.id, name, entries, option))
 
 
 def _union(config: pytest.Config) -> list[MatrixModel]:
     state = config.stash[STATE_KEY]
     if state.union is None:
         seen: dict[str, ModelEntry] = {}
-        for target_id, entries in _target_catalogues(config):
-            state.union_by_target[target_id] = {canonical_name(e.name) for e in entries}
+        for _, entries in _target_catalogues(config):
             for e in entries:
                 seen.setdefault(canonical_name(e.name), e)
         names = assign_variant_names(e.name for e in seen.values())
@@ -269,18 +286,29 @@ def _union(config: pytest.Config) -> list[MatrixModel]:
 
 def matrix_models(config: pytest.Config) -> list[MatrixModel]:
     """The models ``ollama_model`` is parametrized over (empty when not a matrix run)."""
-    state = config.stash[STATE_KEY]
-    sel = state.selector
+    sel = config.stash[STATE_KEY].selector
     if sel.kind == "name":
-        from pytest_ollama_regress.catalogue import variant_name
-
-        return [MatrixModel(sel.value, variant_name(sel.value))]
-    if sel.kind == "registry":
-        return [m for m in state.registry_models or [] if m.completion]
-    if sel.kind == "all":
-        return [m for m in _union(config) if m.completion]
+        given_variant = f"-{BACKEND_SUFFIX}" in sel.value.lower() and ":" not in sel.value
+        variant = sel.value.lower() if given_variant else variant_name(sel.value)
+        return [MatrixModel(sel.value, variant)]
     if sel.kind == "vision":
-        return [m for m in _union(config) if m.vision]
+        return vision_matrix_models(config)
+    return [m for m in _candidates(config) if m.completion]
+
+
+def vision_matrix_models(config: pytest.Config) -> list[MatrixModel]:
+    """The models ``ollama_vision_model`` is parametrized over (``all``, ``vision``, ``@FILE``)."""
+    if config.stash[STATE_KEY].selector.kind == "name":
+        return []
+    return [m for m in _candidates(config) if m.vision]
+
+
+def _candidates(config: pytest.Config) -> list[MatrixModel]:
+    state = config.stash[STATE_KEY]
+    if state.selector.kind == "registry":
+        return list(state.registry_models or [])
+    if state.selector.kind in ("all", "vision"):
+        return _union(config)
     return []
 
 
@@ -289,23 +317,27 @@ def _param(model: MatrixModel) -> Any:
     return pytest.param(model, id=model.variant, marks=marks)
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    state = metafunc.config.stash.get(STATE_KEY, None)
+    """Parametrize ``ollama_model`` (else ``ollama_vision_model``) after the targets.
+
+    ``ollama_vision_model`` is left alone when ``--ollama-vision-model`` names the model.
+    """
+    config = metafunc.config
+    state = config.stash.get(STATE_KEY, None)
     if state is None or not state.selector.is_matrix:
         return
     if "ollama_model" in metafunc.fixturenames:
-        argname = "ollama_model"
-        models = matrix_models(metafunc.config)
+        argname, models = "ollama_model", matrix_models(config)
     elif "ollama_vision_model" in metafunc.fixturenames and state.selector.kind != "name":
-        argname = "ollama_vision_model"
-        models = [m for m in matrix_models(metafunc.config) if m.vision]
-        if state.selector.kind == "all":
-            models = [m for m in _union(metafunc.config) if m.vision]
+        if _getoption(config, VISION_OPT, "ollama_vision_model"):
+            return
+        argname, models = "ollama_vision_model", vision_matrix_models(config)
     else:
         return
-    if not models:
-        metafunc.parametrize(argname, [pytest.param(None, marks=pytest.mark.skip(
-            reason=f"{MODEL_OPT} {state.selector.kind} selects no model for {argname}"))],
-            indirect=True, ids=["no-model"])
+    if models:
+        metafunc.parametrize(argname, [_param(m) for m in models], indirect=True)
         return
-    metafunc.parametrize(argname, [_param(m) for m in models], indirect=True)
+    reason = f"{MODEL_OPT}={state.selector.kind}: no model for {argname} on any target"
+    skip = pytest.param(None, id="no-model", marks=pytest.mark.skip(reason=reason))
+    metafunc.parametrize(argname, [skip], indirect=True)

@@ -59,7 +59,7 @@ class Exchange(Protocol):
     def chunk(self, data: bytes, content_type: str = NDJSON) -> None: ...
     def line(self, obj: Any, content_type: str = NDJSON) -> None: ...
     def end(self) -> None: ...
-    def assign_request_id(self) -> str: ...
+    def attach(self, record: Record) -> None: ...
 
 
 class Record:
@@ -72,7 +72,11 @@ class Record:
         self.flushes: list[int] = []
         self.scheduled_first_token_ns: int | None = None
         self.loaded = False
-        self.done = False
+        self.finished = threading.Event()  # set when the response is complete
+
+    def wait(self, timeout: float = 10.0) -> bool:
+        """Wait until the response is complete (all flush times recorded)."""
+        return self.finished.wait(timeout)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -81,7 +85,7 @@ class Record:
             "started_ns": self.started_ns,
             "scheduled_first_token_ns": self.scheduled_first_token_ns,
             "loaded": self.loaded,
-            "done": self.done,
+            "done": self.finished.is_set(),
             "flushes": list(self.flushes),
         }
 
@@ -212,7 +216,7 @@ class App:
     # -- pull / delete -------------------------------------------------------------------
     def pull(self, ex: Exchange) -> None:
         record = self.new_record("pull", time.perf_counter_ns())
-        ex.request_id = record.request_id
+        ex.attach(record)
         req = decode(ex.body, "pull", self.features)
         name = req.get("model") or req.get("name") or ""
         normal = normalize_name(name)
@@ -247,7 +251,6 @@ class App:
             if step["status"] == "writing manifest" and spec is not None:
                 self.store.pull(spec)
             ex.line(step)
-            record.flushes.append(time.perf_counter_ns())
             time.sleep(0.001)
         if failure:
             ex.line({"error": failure})
@@ -301,7 +304,7 @@ class App:
     def embed(self, ex: Exchange) -> None:
         started = time.perf_counter_ns()
         record = self.new_record("embed", started)
-        ex.request_id = record.request_id
+        ex.attach(record)
         req = decode(ex.body, "embed", self.features)
         raw = req.get("input")
         texts: list[str]
@@ -329,13 +332,11 @@ class App:
             body["load_duration"] = max(load_ns, 1)
             body["prompt_eval_count"] = count
         ex.json(200, body)
-        record.flushes.append(time.perf_counter_ns())
-        record.done = True
 
     def embeddings(self, ex: Exchange) -> None:
         started = time.perf_counter_ns()
         record = self.new_record("embeddings", started)
-        ex.request_id = record.request_id
+        ex.attach(record)
         req = decode(ex.body, "embeddings", self.features)
         options = parse_options(req.get("options"), self.warn_option)
         prompt = req.get("prompt") or ""
@@ -343,8 +344,6 @@ class App:
             ex, "embeddings", req.get("model") or "", [prompt] if prompt else [], options,
             req.get("keep_alive"), True, started)
         ex.json(200, {"embedding": vectors[0] if vectors else []})
-        record.flushes.append(time.perf_counter_ns())
-        record.done = True
 
     # -- chat / generate -----------------------------------------------------------------
     def chat(self, ex: Exchange) -> None:
@@ -356,18 +355,15 @@ class App:
     def _inference(self, ex: Exchange, route: str) -> None:
         started = time.perf_counter_ns()
         record = self.new_record(route, started)
-        ex.request_id = record.request_id
+        ex.attach(record)
         req = decode(ex.body, route, self.features)
         prepare = prepare_chat if route == "chat" else prepare_generate
         result = prepare(self, req, started)
         if isinstance(result, Special):
             ex.json(200, self._special(route, result))
-            record.done = True
             return
         if isinstance(result, DebugRender):
             ex.json(200, self._debug_body(route, result))
-            record.flushes.append(time.perf_counter_ns())
-            record.done = True
             return
         record.loaded = result.assignment.loaded
         stream = req.get("stream") is not False
@@ -465,17 +461,12 @@ class App:
             except RunnerError as exc:
                 status = exc.status if self.features.truncate_field else 500
                 ex.json(status, {"error": exc.message})
-                record.flushes.append(time.perf_counter_ns())
-                record.done = True
                 return
             ex.json(200, self.final_body(route, plan, metrics, plan.steps))
-            record.flushes.append(time.perf_counter_ns())
-            record.done = True
             return
 
         def emit(step: Step) -> None:
             ex.line(self.chunk_body(route, plan, step))
-            record.flushes.append(time.perf_counter_ns())
 
         try:
             metrics = plan.run(emit, on_schedule)
@@ -485,13 +476,9 @@ class App:
             else:
                 ex.line({"error": exc.message})
                 ex.end()
-            record.flushes.append(time.perf_counter_ns())
-            record.done = True
             return
         ex.line(self.final_body(route, plan, metrics))
-        record.flushes.append(time.perf_counter_ns())
         ex.end()
-        record.done = True
 
 
 def embedding(spec: ModelSpec, text: str) -> list[float]:

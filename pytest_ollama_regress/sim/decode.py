@@ -86,7 +86,7 @@ def decode(body: bytes, route: str, features: Features) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ApiError(400, f"json: cannot unmarshal {_kind(raw)} into Go value of type "
                             f"api.{struct}")
-    if not features.truncate_field:
+    if not features.truncate_field and route in ("chat", "generate"):
         schema = {k: v for k, v in schema.items() if k not in ("truncate", "shift")}
     if not features.debug_render:
         schema = {k: v for k, v in schema.items() if k != "_debug_render_only"}

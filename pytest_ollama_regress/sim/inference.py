@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_ollama_regress.sim import answers, errors, tokens, vision
 from pytest_ollama_regress.sim.catalogue import ModelSpec, normalize_name
 from pytest_ollama_regress.sim.engine import Assignment, parse_options, plan_runner
-from pytest_ollama_regress.sim.errors import ApiError, RunnerError
+from pytest_ollama_regress.sim.errors import RunnerError
 from pytest_ollama_regress.sim.render import Msg, Prompt, chat_prompt, render_custom
 
 if TYPE_CHECKING:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from pytest_ollama_regress.sim import errors
 from pytest_ollama_regress.sim.decode import parse_body
 from pytest_ollama_regress.sim.errors import ApiError, RunnerError
 from pytest_ollama_regress.sim.inference import DebugRender, Plan, Special, Step, prepare_chat
+from pytest_ollama_regress.sim.wire import go_json
 
 if TYPE_CHECKING:
     from pytest_ollama_regress.sim.app import App, Exchange
@@ -130,8 +131,10 @@ def _to_native(app: App, body: Any) -> dict[str, Any]:
             req["format"] = schema if schema is not None else "json"
     if body.get("tools"):
         req["tools"] = body["tools"]
-    effort = body.get("reasoning_effort") or (body.get("reasoning") or {}).get("effort") \
-        if isinstance(body.get("reasoning"), (dict, type(None))) else None
+    reasoning = body.get("reasoning")
+    effort = body.get("reasoning_effort")
+    if effort is None and isinstance(reasoning, dict):
+        effort = reasoning.get("effort")
     if effort is not None:
         if effort not in _EFFORT:
             raise ApiError(400, f"invalid reasoning value: '{effort}' (must be \"high\", "
@@ -145,7 +148,7 @@ def _to_native(app: App, body: Any) -> dict[str, Any]:
 def chat_completions(app: App, ex: Exchange) -> None:
     started = time.perf_counter_ns()
     record = app.new_record("openai", started)
-    ex.request_id = record.request_id
+    ex.attach(record)
     try:
         body = parse_body(ex.body)
         req = _to_native(app, body)
@@ -198,8 +201,6 @@ def _completion(ident: str, created: int, name: str, content: str, reasoning: st
 
 
 def _openai_call(call: dict[str, Any], index: int) -> dict[str, Any]:
-    import json
-
     function = call.get("function", {})
     return {"id": f"call_{index}", "index": index, "type": "function",
             "function": {"name": function.get("name", ""),
@@ -223,8 +224,6 @@ def _collect(app: App, ex: Exchange, plan: Plan, record: Any, ident: str, create
     calls = [s.tool_call for s in plan.steps if s.tool_call is not None]
     ex.json(200, _completion(ident, created, name, content, reasoning, calls, _finish(plan),
                              metrics["prompt_eval_count"], metrics["eval_count"]))
-    record.flushes.append(time.perf_counter_ns())
-    record.done = True
 
 
 def _chunk(ident: str, created: int, name: str, delta: dict[str, Any],
@@ -235,8 +234,6 @@ def _chunk(ident: str, created: int, name: str, delta: dict[str, Any],
 
 
 def _sse(obj: dict[str, Any]) -> bytes:
-    from pytest_ollama_regress.sim.wire import go_json
-
     return b"data: " + go_json(obj) + b"\n\n"
 
 
@@ -265,7 +262,6 @@ def _stream(app: App, ex: Exchange, plan: Plan, record: Any, ident: str, created
             delta["content"] = ""
             delta["tool_calls"] = [_openai_call(step.tool_call, 0)]
         ex.chunk(_sse(_chunk(ident, stamp(), name, delta, None)), SSE)
-        record.flushes.append(time.perf_counter_ns())
 
     try:
         metrics = plan.run(emit, lambda ns: setattr(record, "scheduled_first_token_ns", ns))
@@ -282,7 +278,6 @@ def _stream(app: App, ex: Exchange, plan: Plan, record: Any, ident: str, created
     else:
         ex.chunk(_sse(_chunk(ident, stamp(), name, {"role": "assistant", "content": ""},
                              finish)), SSE)
-    record.flushes.append(time.perf_counter_ns())
     if usage:
         prompt, completion = metrics["prompt_eval_count"], metrics["eval_count"]
         ex.chunk(_sse({"id": ident, "object": "chat.completion.chunk", "created": stamp(),
@@ -291,7 +286,3 @@ def _stream(app: App, ex: Exchange, plan: Plan, record: Any, ident: str, created
                                  "total_tokens": prompt + completion}}), SSE)
     ex.chunk(b"data: [DONE]\n\n", SSE)
     ex.end()
-    record.done = True
-
-
-__all__ = ["chat_completions", "models", "model", "wrap_error", "errors"]

@@ -61,6 +61,7 @@ class _Exchange:
         self.path = path
         self.body = body
         self.request_id: str | None = None
+        self.record: Record | None = None
         self.started = False
         self.finished = False
         self.status = 0
@@ -81,13 +82,15 @@ class _Exchange:
         h.end_headers()
         self.status = status
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, timed: bool = False) -> None:
         try:
             self.handler.wfile.write(data)
             self.handler.wfile.flush()
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, OSError) as exc:
             self.handler.close_connection = True
             raise _ClientGone() from exc
+        if timed and self.record is not None:
+            self.record.flushes.append(time.perf_counter_ns())
 
     def _single(self, status: int, content_type: str | None, payload: bytes) -> None:
         if self.started:
@@ -95,7 +98,7 @@ class _Exchange:
         self.started = True
         self.finished = True
         self._headers(status, content_type, len(payload))
-        self._write(b"" if self.head_only else payload)
+        self._write(b"" if self.head_only else payload, timed=True)
 
     def json(self, status: int, obj: Any) -> None:
         self._single(status, JSON_TYPE, go_json(obj))
@@ -111,7 +114,7 @@ class _Exchange:
             self.started = True
             self._headers(200, content_type, None)
         if data:
-            self._write(b"%x\r\n%s\r\n" % (len(data), data))
+            self._write(b"%x\r\n%s\r\n" % (len(data), data), timed=True)
 
     def line(self, obj: Any, content_type: str = "application/x-ndjson") -> None:
         self.chunk(go_json(obj) + b"\n", content_type)
@@ -121,8 +124,10 @@ class _Exchange:
             self.finished = True
             self._write(b"0\r\n\r\n")
 
-    def assign_request_id(self) -> str:
-        return self.request_id or ""
+    def attach(self, record: Record) -> None:
+        """Bind the request record: ``X-Sim-Request-Id`` and flush times."""
+        self.record = record
+        self.request_id = record.request_id
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -174,6 +179,8 @@ class _Handler(BaseHTTPRequestHandler):
                     ex.end()
                 except _ClientGone:
                     self.close_connection = True
+            if ex.record is not None:
+                ex.record.finished.set()
             app.log.gin(ex.status, time.perf_counter_ns() - started, self.client_address[0],
                         method, path)
 
@@ -197,6 +204,8 @@ class _Handler(BaseHTTPRequestHandler):
                 ex.text(405, "405 method not allowed")
                 return
             record = app.record(match.group(2))
+            if record is not None:
+                record.wait()
             if record is None:
                 ex.json(404, {"error": f"no request {match.group(2)!r}"})
             elif match.group(1) == "flushes":
@@ -306,10 +315,14 @@ class SimServer:
         return f"http://{host}:{self.port}"
 
     # -- introspection -------------------------------------------------------------------
-    def flush_times(self, request_id: str | int) -> list[int]:
-        """``perf_counter_ns`` after each chunk of request ``request_id`` was flushed."""
+    def flush_times(self, request_id: str | int, timeout: float = 10.0) -> list[int]:
+        """``perf_counter_ns`` right after each chunk of request ``request_id`` was flushed
+        (waits up to ``timeout`` s for the response to complete; [] for unknown ids)."""
         record = self.app.record(str(request_id))
-        return list(record.flushes) if record else []
+        if record is None:
+            return []
+        record.wait(timeout)
+        return list(record.flushes)
 
     def request_record(self, request_id: str | int) -> Record | None:
         """Everything known about one request (scheduled first token, load, flushes)."""

@@ -28,11 +28,12 @@ MIN_SHAPE_PX = 20
 BACKGROUND_TOLERANCE = 48  # max per-channel difference still counted as background
 MAX_SIDE = 1024
 
-_WORDS = (
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen"
-).split()
-_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_WORDS = [
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+    "nineteen",
+]
+_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 
 
 class VisionError(ValueError):
@@ -69,9 +70,10 @@ def number_word(n: int) -> str:
 
 
 def nearest_name(rgb: tuple[int, int, int]) -> str:
-    return min(
-        PALETTE, key=lambda name: sum((a - b) ** 2 for a, b in zip(PALETTE[name], rgb))
-    )
+    def distance(name: str) -> int:
+        return sum((a - b) ** 2 for a, b in zip(PALETTE[name], rgb, strict=True))
+
+    return min(PALETTE, key=distance)
 
 
 def analyse(data: bytes) -> Analysis:
@@ -100,7 +102,7 @@ def analyse(data: bytes) -> Analysis:
     shapes = _count_components(mask, width, height, min_px)
     names: Counter[str] = Counter()
     for count, colour in rgb.getcolors(maxcolors=width * height) or []:
-        if max(abs(a - c) for a, c in zip(colour, bg)) > BACKGROUND_TOLERANCE:
+        if max(abs(a - c) for a, c in zip(colour, bg, strict=True)) > BACKGROUND_TOLERANCE:
             names[nearest_name(colour)] += count
     colour = names.most_common(1)[0][0] if names else None
     return Analysis(background=nearest_name(bg), shapes=shapes, colour=colour)

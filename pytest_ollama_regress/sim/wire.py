@@ -34,10 +34,7 @@ def _go_float(value: float, bits: int = 64) -> str:
         raise ValueError(f"json: unsupported value: {value}")
     if value == 0:
         return "0"
-    if bits == 32:
-        digits = _shortest_float32(value)
-    else:
-        digits = repr(value)
+    digits = _shortest_float32(value) if bits == 32 else repr(value)
     dec = Decimal(digits)
     absval = abs(value)
     if absval < 1e-6 or absval >= 1e21:

@@ -85,6 +85,7 @@ class TtftSample:
     prompt_eval_count: int
     eval_count: int
     eval_ns: int
+    decode_step_ns: int = 0
 
     @classmethod
     def from_completion(cls, completion: Any) -> TtftSample:
@@ -92,8 +93,13 @@ class TtftSample:
         if ttft is None:
             raise AssertionError("the stream carried no content, so it has no first token")
         m = completion.metrics
+        gaps = completion.timing.inter_token_gaps_ns
+        # the client's gaps between tokens; the server's eval_duration would include a late
+        # first token itself
+        step = int(statistics.median(gaps)) if gaps else (
+            m.eval_duration // m.eval_count if m.eval_count else 0)
         return cls(ttft, m.load_duration, m.prompt_eval_duration, m.prompt_eval_count,
-                   m.eval_count, m.eval_duration)
+                   m.eval_count, m.eval_duration, step)
 
     @property
     def unexplained_ns(self) -> int:
@@ -103,8 +109,7 @@ class TtftSample:
     @property
     def allowance_ns(self) -> int:
         """Slack plus two decode steps (the first token's own decode and the flush)."""
-        step = self.eval_ns // self.eval_count if self.eval_count else 0
-        return TTFT_OVERHEAD_SLACK_NS + 2 * step
+        return TTFT_OVERHEAD_SLACK_NS + 2 * self.decode_step_ns
 
     @property
     def eval_rate(self) -> float:

@@ -1,0 +1,283 @@
+"""numctx: the context a request gets, whether it reloads the model, and truncation.
+
+``/api/ps`` ``context_length`` must equal what the selected policy (``--ollama-numctx-policy``,
+see ``pytest_ollama_regress.numctx``) predicts for several requests, with the default
+environment and with ``OLLAMA_NUM_PARALLEL=4`` (it is per slot, never scaled). Reloads are
+read from ``load_duration``: an identical request or a sampling-only change must not reload,
+a different context must. Over-long history must lose whole oldest messages (system and
+last kept, as the debug render shows), fit ``num_ctx``, and from v0.12.6 ``truncate:false``
+must be a 400. The truncation check reports how many tokens were lost.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_ollama_regress.client import OllamaError
+from pytest_ollama_regress.expectations import Expectations, is_context_limit_error, rule
+from pytest_ollama_regress.numctx import (
+    DYNAMIC,
+    ContextRequest,
+    ModelLimits,
+    Policy,
+    message_length,
+)
+from pytest_ollama_regress.suite.support import (
+    check,
+    fail,
+    filler,
+    model_limits,
+    ps_entry,
+)
+
+pytestmark = pytest.mark.numctx
+
+CASES = ["floor", "small", "medium", "beyond-model", "default", "vision-floor"]
+STOCK_NUM_CTX = {"floor": 2, "small": 1000, "medium": 8192, "default": None, "vision-floor": 512}
+DYNAMIC_LENGTH = {"floor": 100, "small": 3000, "medium": 20000, "default": 20,
+                  "vision-floor": 100}
+HEAVY_CONTEXT = 32768
+"""Above this, a check loads a real model at its full context: only simulators run it."""
+QUICK: dict[str, Any] = {"temperature": 0, "num_predict": 1}
+TRUNCATION_NUM_CTX = 256
+
+
+def _request(policy: Policy, case: str, limits: ModelLimits,
+             target: Any) -> tuple[ContextRequest, list[dict[str, Any]], dict[str, Any]]:
+    """The request a case sends under ``policy``: (what decides its context, messages, options)."""
+    maximum = limits.context_length or 1 << 20
+    if case == "beyond-model" and maximum > HEAVY_CONTEXT and target.kind != "sim":
+        pytest.skip(f"{limits.name} would load at its full {maximum}-token context; this case "
+                    "runs against simulators or models with at most 32768")
+    if policy.name == DYNAMIC:
+        length = maximum if case == "beyond-model" else DYNAMIC_LENGTH[case]
+        messages = [{"role": "user", "content": filler(length)}]
+        return ContextRequest(length=length), messages, {}
+    num_ctx = 2 * maximum if case == "beyond-model" else STOCK_NUM_CTX[case]
+    messages = [{"role": "user", "content": "Reply with one word."}]
+    options = {} if num_ctx is None else {"num_ctx": num_ctx}
+    return ContextRequest(num_ctx, message_length(messages)), messages, options
+
+
+def _check_ps(request: pytest.FixtureRequest, client: Any, target: Any, expect: Expectations,
+              policy: Policy, case: str) -> None:
+    model = str(request.getfixturevalue(
+        "ollama_vision_model" if case == "vision-floor" else "ollama_model"))
+    limits = model_limits(client, model)
+    context, messages, options = _request(policy, case, limits, target)
+    client.chat(model, messages, options={**QUICK, **options})
+    entry = ps_entry(client, model)
+    check(entry is not None, f"{model} is not in /api/ps right after a request")
+    assert entry is not None
+    actual = entry.get("context_length")
+    expected = policy.ps_context_length(context, limits, expect, env=target.env)
+    if actual in expected:
+        return
+    parallel = int(target.env.get("OLLAMA_NUM_PARALLEL") or 1)
+    wanted = " or ".join(str(v) for v in expected)
+    applied = rule(policy.describe(context, expect))
+    if parallel > 1 and isinstance(actual, int) and any(actual * parallel == v for v in expected):
+        applied = rule("ps context_length per slot")
+        why = (f"/api/ps divides the per-slot context by OLLAMA_NUM_PARALLEL={parallel} "
+               "(scaled by numParallel)")
+    elif actual is None:
+        why = "/api/ps has no context_length"
+    else:
+        why = f"the {policy.name} policy predicts {wanted} for {context}"
+    fail(applied.fail(f"context_length {actual} != {wanted} ({case}, {model}): {why}"))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_ps_context_length(request: pytest.FixtureRequest, ollama: Any, ollama_target: Any,
+                           ollama_expect: Expectations, ollama_numctx_policy: Policy,
+                           case: str) -> None:
+    _check_ps(request, ollama, ollama_target, ollama_expect, ollama_numctx_policy, case)
+
+
+@pytest.mark.ollama_env(OLLAMA_NUM_PARALLEL="4")
+@pytest.mark.parametrize("case", CASES)
+def test_ps_context_length_num_parallel_4(request: pytest.FixtureRequest, ollama: Any,
+                                          ollama_target: Any, ollama_expect: Expectations,
+                                          ollama_numctx_policy: Policy, case: str) -> None:
+    _check_ps(request, ollama, ollama_target, ollama_expect, ollama_numctx_policy, case)
+
+
+# -- reloads -----------------------------------------------------------------------------------
+
+
+def _context_pair(policy: Policy) -> tuple[tuple[list[dict[str, Any]], dict[str, Any]], ...]:
+    """Two requests with different contexts under ``policy``."""
+    if policy.name == DYNAMIC:
+        return tuple(([{"role": "user", "content": filler(n)}], {}) for n in (100, 20000))
+    short = [{"role": "user", "content": "Reply with one word."}]
+    return (short, {"num_ctx": 2048}), (short, {"num_ctx": 8192})
+
+
+def _load_ns(client: Any, model: str, messages: list[dict[str, Any]],
+             options: dict[str, Any]) -> int:
+    return client.chat(model, messages, options={**QUICK, **options}).metrics.load_duration
+
+
+def _cold_then(client: Any, model: str, first: tuple[list[dict[str, Any]], dict[str, Any]],
+               second: tuple[list[dict[str, Any]], dict[str, Any]]) -> tuple[int, int]:
+    """load_duration of ``first`` right after an unload, then of ``second``."""
+    client.unload(model)
+    cold = _load_ns(client, model, *first)
+    check(cold >= 1_000_000, f"a request right after unloading {model} reported "
+          f"load_duration {cold / 1e6:.2f} ms: cannot tell reloads apart")
+    return cold, _load_ns(client, model, *second)
+
+
+def _ms(ns: float) -> str:
+    return f"{ns / 1e6:.1f} ms"
+
+
+def test_same_request_does_not_reload(ollama: Any, ollama_model: str,
+                                      ollama_numctx_policy: Policy) -> None:
+    first = _context_pair(ollama_numctx_policy)[0]
+    cold, again = _cold_then(ollama, ollama_model, first, first)
+    check(again < cold / 2, rule("no reload same request").fail(
+        f"load_duration {_ms(again)} on the repeated request (cold load {_ms(cold)}): the "
+        "model was reloaded for an identical request"))
+
+
+def test_sampling_change_does_not_reload(ollama: Any, ollama_model: str,
+                                         ollama_numctx_policy: Policy) -> None:
+    messages, options = _context_pair(ollama_numctx_policy)[0]
+    resampled = {**options, "temperature": 0.9, "top_k": 10, "top_p": 0.5, "seed": 3,
+                 "num_predict": 2}
+    cold, again = _cold_then(ollama, ollama_model, (messages, options), (messages, resampled))
+    check(again < cold / 2, rule("no reload sampling change").fail(
+        f"load_duration {_ms(again)} after changing only sampling options (cold load "
+        f"{_ms(cold)}): the model was reloaded for a sampling change"))
+
+
+def test_num_ctx_change_reloads(ollama: Any, ollama_model: str,
+                                ollama_numctx_policy: Policy) -> None:
+    first, second = _context_pair(ollama_numctx_policy)
+    cold, changed = _cold_then(ollama, ollama_model, first, second)
+    check(changed >= cold / 2, rule("reload on num_ctx change").fail(
+        f"load_duration {_ms(changed)} after changing the context (cold load {_ms(cold)}): "
+        "the runner kept its old context instead of reloading"))
+
+
+# -- truncation --------------------------------------------------------------------------------
+
+SYSTEM = "SYSTEM-BEGIN You are the truncation probe; answer briefly. SYSTEM-END"
+
+
+def _history(pairs: int = 10) -> list[dict[str, str]]:
+    """A system message, ``pairs`` user/assistant turns with markers, and a last question."""
+    messages = [{"role": "system", "content": SYSTEM}]
+    for i in range(2 * pairs):
+        role = "user" if i % 2 == 0 else "assistant"
+        messages.append({"role": role,
+                         "content": f"M{i:02d}-BEGIN {filler(160).strip()} M{i:02d}-END"})
+    messages.append({"role": "user", "content": "LAST-BEGIN Which markers do you see? LAST-END"})
+    return messages
+
+
+def _markers(message: dict[str, str]) -> tuple[str, str]:
+    words = message["content"].split()
+    return words[0], words[-1]
+
+
+def _survivors(messages: list[dict[str, str]], text: str) -> list[str]:
+    """Per message: ``kept`` (whole), ``cut`` (part of it) or ``dropped``."""
+    states = []
+    for message in messages:
+        begin, end = _markers(message)
+        if message["content"] in text:
+            states.append("kept")
+        elif begin in text or end in text:
+            states.append("cut")
+        else:
+            states.append("dropped")
+    return states
+
+
+def _check_survivors(states: list[str], applied: str) -> None:
+    problems = []
+    if states[0] != "kept":
+        problems.append(f"the system message was {states[0]}")
+    if states[-1] != "kept":
+        problems.append(f"the last message was {states[-1]}")
+    problems += [f"message {i} was cut in the middle" for i, s in enumerate(states) if s == "cut"]
+    turns = states[1:]
+    first_kept = next((i for i, s in enumerate(turns) if s == "kept"), len(turns))
+    problems += [f"message {i + 1} was dropped while an older one was kept"
+                 for i, s in enumerate(turns) if i > first_kept and s != "kept"]
+    if problems:
+        fail(rule(applied).fail("; ".join(problems) + f" (messages: {_runs(states)})"))
+
+
+def _runs(states: list[str]) -> str:
+    """``dropped x17, cut, kept x4``: the message states, oldest first, run-length encoded."""
+    runs: list[list[Any]] = []
+    for state in states:
+        if runs and runs[-1][0] == state:
+            runs[-1][1] += 1
+        else:
+            runs.append([state, 1])
+    return ", ".join(s if n == 1 else f"{s} x{n}" for s, n in runs)
+
+
+def test_truncation_keeps_system_and_last(ollama: Any, ollama_model: str,
+                                          ollama_target: Any, ollama_expect: Expectations,
+                                          ollama_numctx_policy: Policy,
+                                          record_property: Any) -> None:
+    messages = _history()
+    dynamic = ollama_numctx_policy.name == DYNAMIC
+    options = {} if dynamic else {"num_ctx": TRUNCATION_NUM_CTX}
+    states: list[str] = []
+    if ollama_expect.debug_render:  # which messages survived (v0.11.5+)
+        render = ollama.render_chat(ollama_model, messages, options=options)
+        states = _survivors(messages, render.rendered_template)
+        if dynamic:
+            check(set(states) == {"kept"}, rule("dynamic num_ctx keeps history").fail(
+                f"messages were lost although the context grows with the history: "
+                f"{_runs(states)}"))
+        else:
+            _check_survivors(states, "truncation drops oldest messages")
+            check("dropped" in states, rule("truncation drops oldest messages").fail(
+                f"nothing was dropped from a {len(messages)}-message history at num_ctx "
+                f"{TRUNCATION_NUM_CTX}: the server did not truncate"))
+    short = ollama.chat(ollama_model, messages, options={**QUICK, **options}).metrics
+    full = ollama.chat(ollama_model, messages, options={**QUICK, "num_ctx": 16384}).metrics
+    lost = max(full.prompt_eval_count - short.prompt_eval_count, 0)
+    dropped = f"{states.count('dropped')} of {len(messages)} messages dropped, " if states else ""
+    record_property("ollama_tokens_lost", lost)
+    record_property("ollama_note", (
+        f"numctx truncation on {ollama_target.id}: {dropped}{lost} of "
+        f"{full.prompt_eval_count} prompt tokens lost "
+        f"({'dynamic policy' if dynamic else f'num_ctx {TRUNCATION_NUM_CTX}'})"))
+    if not dynamic:
+        check(short.prompt_eval_count <= TRUNCATION_NUM_CTX, rule(
+            "prompt_eval_count <= num_ctx").fail(
+            f"prompt_eval_count {short.prompt_eval_count} > num_ctx {TRUNCATION_NUM_CTX}: "
+            f"the prompt does not fit the context ({lost} tokens were lost)"))
+    elif not states:
+        check(lost == 0, rule("dynamic num_ctx keeps history").fail(
+            f"{lost} prompt tokens were lost although the context grows with the history"))
+
+
+def test_truncate_false_rejected(ollama: Any, ollama_model: str, ollama_expect: Expectations,
+                                 ollama_numctx_policy: Policy) -> None:
+    if not ollama_expect.truncate_field:
+        pytest.skip(ollama_expect.skip_reason("truncate:false rejected"))
+    if ollama_numctx_policy.name == DYNAMIC:
+        pytest.skip("the dynamic policy sizes the context from the messages: nothing exceeds it")
+    applied = rule("truncate:false rejected")
+    try:
+        result = ollama.chat(ollama_model, _history(),
+                             options={**QUICK, "num_ctx": TRUNCATION_NUM_CTX}, truncate=False)
+    except OllamaError as exc:
+        check(exc.status == 400 and is_context_limit_error(exc.message), applied.fail(
+            f"expected a 400 context-length error, got status {exc.status}: {exc.message!r}"))
+        return
+    fail(applied.fail(
+        f"truncate:false was ignored: the over-long history was truncated silently to "
+        f"prompt_eval_count {result.metrics.prompt_eval_count} at num_ctx "
+        f"{TRUNCATION_NUM_CTX}"))

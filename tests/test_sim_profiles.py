@@ -1,0 +1,186 @@
+"""Each profile differs from ``good`` in exactly its advertised way, and nothing else."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import httpx
+import pytest
+from PIL import Image, ImageDraw
+
+from pytest_ollama_regress.sim import PROFILES, Latency, SimServer
+from pytest_ollama_regress.sim.profiles import Profile, get_profile
+
+LOAD_MS = 30
+LAT = Latency(load_ms=LOAD_MS, prefill_us=1, decode_ms=0.2)
+ENV = {"OLLAMA_NUM_PARALLEL": "4", "OLLAMA_SIM_TTFT_DELAY_MS": "120"}
+
+# what each profile is allowed (and required) to change in the fingerprint below
+CHANGES = {
+    "good": set(),
+    "vision-ignored": {"image_count_1", "image_count_2", "tags_2", "answer_1", "answer_2",
+                       "image_tokens"},
+    "vision-miscount": {"image_count_2", "tags_2", "answer_2"},
+    "numctx-scaled": {"ps_context_length"},
+    "reload-thrash": {"reloads_on_repeat"},
+    "silent-truncation": {"truncated_render", "truncate_false_status"},
+    "slow-ttft": {"first_token_late"},
+}
+
+
+def png(shapes: int, colour: str) -> str:
+    image = Image.new("RGB", (100, 40), "white")
+    draw = ImageDraw.Draw(image)
+    for index in range(shapes):
+        draw.rectangle([4 + 24 * index, 10, 20 + 24 * index, 30], fill=colour)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def history() -> list[dict]:
+    messages = [{"role": "system", "content": "SYSTEM keep me"}]
+    for index in range(8):
+        messages += [{"role": "user", "content": f"q{index} " + "w " * 40},
+                     {"role": "assistant", "content": f"a{index} " + "x " * 40}]
+    return messages + [{"role": "user", "content": "LAST"}]
+
+
+def fingerprint(profile: str) -> dict[str, object]:
+    """Observable behaviour of a profile on the checks every regression touches."""
+    out: dict[str, object] = {}
+    with SimServer(profile=profile, env=ENV, latency=LAT, log_stream=io.StringIO()) as sim, \
+            httpx.Client(base_url=sim.url, timeout=10) as http:
+        def chat(**body) -> httpx.Response:
+            return http.post("/api/chat", json={"model": "llava:7b", "stream": False,
+                                                "options": {"num_predict": 40}, **body})
+
+        one = [{"role": "user", "content": "what?", "images": [png(3, "red")]}]
+        two = [{"role": "user", "content": "what?",
+                "images": [png(3, "red"), png(2, "blue")]}]
+        for key, messages in (("1", one), ("2", two)):
+            info = chat(messages=messages, _debug_render_only=True).json()["_debug_info"]
+            out[f"image_count_{key}"] = info.get("image_count", 0)
+            out[f"answer_{key}"] = chat(messages=messages).json()["message"]["content"]
+        out["tags_2"] = chat(messages=two, _debug_render_only=True).json()[
+            "_debug_info"]["rendered_template"].count("[img-")
+        text = [{"role": "user", "content": "what?"}]
+        out["image_tokens"] = (chat(messages=one).json()["prompt_eval_count"] -
+                               chat(messages=text).json()["prompt_eval_count"])
+        out["text_answer"] = chat(messages=text).json()["message"]["content"]
+
+        http.post("/api/generate", json={"model": "llama3.2:3b", "prompt": "hi",
+                                         "stream": False, "options": {"num_predict": 1}})
+        out["ps_context_length"] = {m["name"]: m["context_length"] for m in
+                                    http.get("/api/ps").json()["models"]}["llama3.2:3b"]
+        repeat = http.post("/api/generate", json={"model": "llama3.2:3b", "prompt": "hi",
+                                                  "stream": False,
+                                                  "options": {"num_predict": 1}}).json()
+        out["reloads_on_repeat"] = repeat["load_duration"] >= LOAD_MS * 1_000_000
+
+        render = http.post("/api/chat", json={
+            "model": "llama3.2:3b", "messages": history(), "_debug_render_only": True,
+            "options": {"num_ctx": 300}}).json()["_debug_info"]["rendered_template"]
+        out["truncated_render"] = render
+        out["truncate_false_status"] = http.post("/api/chat", json={
+            "model": "llama3.2:3b", "messages": history(), "stream": False, "truncate": False,
+            "options": {"num_ctx": 300, "num_predict": 1}}).status_code
+
+        with http.stream("POST", "/api/chat", json={
+                "model": "llama3.2:3b", "messages": text,
+                "options": {"num_predict": 5}}) as response:
+            response.read()
+            rid = response.headers["x-sim-request-id"]
+        flushes = sim.flush_times(rid)
+        started = sim.request_record(rid).started_ns
+        out["first_token_late"] = flushes[0] - started > 100_000_000
+        gaps = [b - a for a, b in zip(flushes, flushes[1:-1], strict=False)]
+        out["later_gaps_on_time"] = all(gap < 60_000_000 for gap in gaps)
+    return out
+
+
+@pytest.fixture(scope="module")
+def fingerprints():
+    cache: dict[str, dict[str, object]] = {}
+
+    def get(profile: str) -> dict[str, object]:
+        if profile not in cache:
+            cache[profile] = fingerprint(profile)
+        return cache[profile]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def good(fingerprints) -> dict[str, object]:
+    return fingerprints("good")
+
+
+def test_good_fingerprint_is_correct(good):
+    assert good["image_count_1"] == 1 and good["image_count_2"] == 2 and good["tags_2"] == 2
+    assert good["answer_1"] == "I see 3 (three) red shapes on a white background."
+    assert good["answer_2"] == ("Image 1: I see 3 (three) red shapes on a white background. "
+                                "Image 2: I see 2 (two) blue shapes on a white background.")
+    assert good["image_tokens"] == 576
+    assert good["ps_context_length"] == 4096 and good["reloads_on_repeat"] is False
+    assert "SYSTEM keep me" in good["truncated_render"]
+    assert good["truncate_false_status"] == 400
+    assert good["first_token_late"] is False and good["later_gaps_on_time"] is True
+
+
+@pytest.mark.parametrize("name", [p for p in PROFILES if p != "good"])
+def test_profile_differs_exactly_as_advertised(good, fingerprints, name):
+    observed = fingerprints(name)
+    differing = {key for key in good if observed[key] != good[key]}
+    assert differing == CHANGES[name]
+
+
+def test_profile_details(fingerprints):
+    ignored = fingerprints("vision-ignored")
+    assert "red" not in ignored["answer_1"] and "shape" not in ignored["answer_1"]
+    assert ignored["image_count_1"] == 0 and ignored["image_tokens"] == 0
+    miscount = fingerprints("vision-miscount")
+    assert miscount["image_count_2"] == 1 and miscount["tags_2"] == 1
+    assert miscount["answer_2"] == "I see 3 (three) red shapes on a white background."
+    assert fingerprints("numctx-scaled")["ps_context_length"] == 1024
+    silent = fingerprints("silent-truncation")
+    assert "SYSTEM keep me" not in silent["truncated_render"]
+    assert silent["truncate_false_status"] == 200
+    assert "LAST" in silent["truncated_render"]
+
+
+def test_silent_truncation_cuts_mid_message():
+    with SimServer(profile="silent-truncation", latency=LAT, log_stream=io.StringIO()) as sim:
+        render = httpx.post(sim.url + "/api/chat", json={
+            "model": "llama3.2:3b", "messages": history(), "_debug_render_only": True,
+            "options": {"num_ctx": 300}}).json()["_debug_info"]["rendered_template"]
+    user_header = "<|start_header_id|>user<|end_header_id|>\n\n"
+    first_turn = render.split("<|eot_id|>")[1]
+    assert first_turn.startswith(("<|start_header_id|>user", "<|start_header_id|>assistant"))
+    body = first_turn.split("\n\n", 1)[1]
+    # the oldest kept message starts mid-way: it is a tail of w/x words, without its q/a label
+    assert body.split()[0] in ("w", "x"), body[:40]
+    assert user_header + "LAST" in render
+
+
+def test_slow_ttft_default_delay_and_bad_value():
+    assert get_profile("slow-ttft").first_token_delay_ns({}) == 250_000_000
+    with pytest.raises(ValueError, match="OLLAMA_SIM_TTFT_DELAY_MS"):
+        SimServer(profile="slow-ttft", env={"OLLAMA_SIM_TTFT_DELAY_MS": "soon"})
+
+
+def test_unknown_profile_lists_profiles():
+    with pytest.raises(ValueError) as info:
+        SimServer(profile="nope")
+    message = str(info.value)
+    assert "\n" not in message and all(name in message for name in PROFILES)
+
+
+def test_profiles_registry_is_extensible():
+    class Custom(Profile):
+        name = "custom"
+
+    assert Custom().filter_images([1, 2]) == [1, 2]
+    assert set(PROFILES) == {"good", "vision-ignored", "vision-miscount", "numctx-scaled",
+                             "reload-thrash", "silent-truncation", "slow-ttft"}
