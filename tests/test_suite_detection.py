@@ -1,0 +1,202 @@
+"""Proof of detection: the built-in suite against every simulator profile.
+
+One run of ``pytest --pyargs pytest_ollama_regress.suite`` against all profiles at once (each
+is its own target): ``good`` passes everything, and each regressed profile fails exactly the
+checks for its bug, each with a message that names the regression and the rule. A second
+run adds ``--ollama-baseline`` and the TTFT gate; a third shows snapshot records and
+comparisons in a fresh directory.
+"""
+
+from __future__ import annotations
+
+import shutil
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pytest_ollama_regress.sim import PROFILES
+
+RUN_OPTIONS = ("-p", "no:cacheprovider", "--ollama-ttft-rounds=3", "--ollama-ttft-warmup=0")
+COUNTS = ("1-image", "2-image", "3-image")
+
+# For each profile: the failing checks (test name, parameter after the target id) and the
+# phrase that names the regression in every one of their messages.
+EXPECTED: dict[str, tuple[set[tuple[str, str]], str]] = {
+    "good": (set(), ""),
+    "vision-ignored": (
+        {("test_chat_image_count", n) for n in COUNTS}
+        | {("test_generate_image_count", n) for n in COUNTS}
+        | {("test_literal_img_placeholder", ""), ("test_history_images", ""),
+           ("test_model_sees_picture", "chat"), ("test_model_sees_picture", "generate"),
+           ("test_images_to_non_vision_model", "")},
+        "images were dropped before rendering|did not see the picture",
+    ),
+    "vision-miscount": (
+        {("test_chat_image_count", n) for n in COUNTS[1:]}
+        | {("test_generate_image_count", n) for n in COUNTS[1:]}
+        | {("test_literal_img_placeholder", ""), ("test_history_images", "")},
+        "the last image is missing",
+    ),
+    "numctx-scaled": (
+        {("test_ps_context_length_num_parallel_4", case) for case in (
+            "floor", "small", "medium", "beyond-model", "default", "vision-floor")},
+        "scaled by numParallel",
+    ),
+    "reload-thrash": (
+        {("test_same_request_does_not_reload", ""),
+         ("test_sampling_change_does_not_reload", "")},
+        "was reloaded",
+    ),
+    "silent-truncation": (
+        {("test_truncation_keeps_system_and_last", ""), ("test_truncate_false_rejected", "")},
+        "cut in the middle|truncate:false was ignored",
+    ),
+    "slow-ttft": (
+        {("test_ttft", f"{p}-{c}") for p in ("short", "long") for c in ("warm", "cold")},
+        "first token is held back after prefill",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    test: str
+    target: str
+    param: str
+    status: str  # passed, failed, skipped, error
+    message: str
+
+
+def _outcomes(xml_path: Path, targets: list[str]) -> list[Outcome]:
+    """Every test case of a junit XML report, split into (test, target id, parameter)."""
+    outcomes = []
+    for case in ET.parse(xml_path).getroot().iter("testcase"):
+        name = case.get("name", "")
+        test, _, params = name.partition("[")
+        params = params.rstrip("]")
+        target = max((t for t in targets if params == t or params.startswith(t + "-")),
+                     key=len, default="")
+        param = params[len(target) + 1:] if target else params
+        status, message = "passed", ""
+        for tag in ("failure", "error", "skipped"):
+            element = case.find(tag)
+            if element is not None:
+                status = {"failure": "failed", "error": "error"}.get(tag, "skipped")
+                message = (element.get("message") or "") + "\n" + (element.text or "")
+                break
+        outcomes.append(Outcome(test, target, param, status, message))
+    return outcomes
+
+
+def run_suite(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, list[Outcome]]:
+    """Run the built-in suite in a subprocess; return its result and every test's outcome."""
+    xml = pytester.path / "report.xml"
+    result = pytester.runpytest_subprocess(
+        "--pyargs", "pytest_ollama_regress.suite", f"--junitxml={xml}", *RUN_OPTIONS, *args,
+        timeout=600,
+    )
+    targets = [a.split("=", 1)[1] for a in args if a.startswith("--ollama-sim=")]
+    ids = [f"sim-{t}" for t in targets]
+    return result, _outcomes(xml, ids)
+
+
+@pytest.fixture(scope="module")
+def all_profiles(tmp_path_factory: pytest.TempPathFactory,
+                 request: pytest.FixtureRequest) -> list[Outcome]:
+    pytester = pytest.Pytester(request, tmp_path_factory) if False else None  # noqa: F841
+    path = tmp_path_factory.mktemp("all-profiles")
+    return _run_in(path, [f"--ollama-sim={name}" for name in PROFILES])
+
+
+def _run_in(path: Path, args: list[str]) -> list[Outcome]:
+    import subprocess
+    import sys
+
+    xml = path / "report.xml"
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "--pyargs", "pytest_ollama_regress.suite",
+         f"--junitxml={xml}", *RUN_OPTIONS, *args],
+        cwd=path, capture_output=True, text=True, timeout=600, check=False,
+    )
+    targets = [f"sim-{a.split('=', 1)[1]}" for a in args if a.startswith("--ollama-sim=")]
+    return _outcomes(xml, targets)
+
+
+def test_every_profile_has_expectations() -> None:
+    assert set(EXPECTED) == set(PROFILES)
+
+
+@pytest.mark.parametrize("profile", list(EXPECTED))
+def test_profile_fails_exactly_its_checks(all_profiles: list[Outcome], profile: str) -> None:
+    mine = [o for o in all_profiles if o.target == f"sim-{profile}"]
+    assert len(mine) > 40, f"the suite ran only {len(mine)} checks against {profile}"
+    assert not [o for o in mine if o.status == "error"]
+    failed = {(o.test, o.param) for o in mine if o.status == "failed"}
+    wanted, phrase = EXPECTED[profile]
+    assert failed == wanted
+    for outcome in mine:
+        if outcome.status == "failed":
+            assert any(p in outcome.message for p in phrase.split("|")), outcome.message
+            assert "(rule: " in outcome.message, outcome.message
+
+
+def test_every_check_fails_somewhere(all_profiles: list[Outcome]) -> None:
+    """A check that never fails on any profile is a defect (or needs a profile)."""
+    needing_a_profile = {"test_broken_image_is_rejected", "test_num_ctx_change_reloads",
+                         "test_ps_context_length", "test_render_snapshot",
+                         "test_render_matches_baseline"}
+    ran = {o.test for o in all_profiles}
+    caught = {o.test for o in all_profiles if o.status == "failed"}
+    assert ran - caught == needing_a_profile
+
+
+def test_baseline_diffs_renders_and_gates_ttft(tmp_path: Path) -> None:
+    outcomes = _run_in(tmp_path, [
+        "--ollama-sim=good", "--ollama-sim=vision-ignored", "--ollama-sim=slow-ttft",
+        "--ollama-baseline=sim-good", "--ollama-ttft-max-regression=50%",
+        "-m", "debug_render or ttft",
+    ])
+    failed = {(o.target, o.test, o.param): o.message for o in outcomes if o.status == "failed"}
+    assert set(failed) == {
+        ("sim-vision-ignored", "test_render_matches_baseline", "chat-images"),
+        ("sim-vision-ignored", "test_render_matches_baseline", "generate-images"),
+        *{("sim-slow-ttft", "test_ttft", f"{p}-{c}") for p in ("short", "long")
+          for c in ("warm", "cold")},
+    }
+    diff = failed[("sim-vision-ignored", "test_render_matches_baseline", "generate-images")]
+    assert "image_count 0 != baseline's 2" in diff
+    assert "--- baseline sim-good (0.12.6)" in diff
+    assert "-[INST] [img-0][img-1]Describe the pictures. [/INST]" in diff
+    assert "+[INST] Describe the pictures. [/INST]" in diff
+    gate = failed[("sim-slow-ttft", "test_ttft", "short-warm")]
+    assert "vs baseline sim-good" in gate and "TTFT regressed (rule: ttft gate" in gate
+    skipped = {(o.target, o.test) for o in outcomes if o.status == "skipped"}
+    assert ("sim-good", "test_render_matches_baseline") in skipped
+
+
+def test_renders_compare_across_versions(tmp_path: Path) -> None:
+    """v0.12.6 changed generate's image tags: documented, so not a baseline difference."""
+    outcomes = _run_in(tmp_path, ["--ollama-sim=good@0.12.5", "--ollama-sim=good@0.12.6",
+                                  "--ollama-baseline=good@0.12.5", "-m", "debug_render"])
+    assert {o.status for o in outcomes} == {"passed", "skipped"}
+    assert len([o for o in outcomes if o.status == "passed"]) == 15
+
+
+def test_snapshots_record_first_then_compare(tmp_path: Path) -> None:
+    first = _run_in(tmp_path, ["--ollama-sim=good", "-m", "debug_render"])
+    assert {o.status for o in first} == {"passed", "skipped"}
+    store = tmp_path / "__ollama_snapshots__" / "sim-good@0.12.6" / "test_debug_render.ambr"
+    assert store.is_file()
+    assert not (tmp_path / "__snapshots__").exists()
+    again = _run_in(tmp_path, ["--ollama-sim=good", "-m", "debug_render"])
+    assert {o.status for o in again} == {"passed", "skipped"}
+    # the same image key rendering differently: move good's renders to vision-ignored's key
+    ignored = tmp_path / "__ollama_snapshots__" / "sim-vision-ignored@0.12.6"
+    shutil.copytree(store.parent, ignored)
+    changed = _run_in(tmp_path, ["--ollama-sim=vision-ignored", "-m", "debug_render"])
+    failed = {o.param: o.message for o in changed if o.status == "failed"}
+    assert set(failed) == {"chat-images", "generate-images"}
+    assert "changed since this image's snapshot was recorded" in failed["generate-images"]
+    assert "rule: debug-render snapshot" in failed["generate-images"]
