@@ -4,6 +4,7 @@ summary, and PNG / SVG pictures (status matrix, TTFT per image) with the ``plot`
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import os
@@ -226,13 +227,12 @@ _COLOURS = {OK: "#2e9e44", FAIL: "#d62728", ERROR: "#ff7f0e", SKIP: "#bdbdbd",
 
 
 def require_matplotlib(option: str = "--ollama-inventory") -> None:
-    """One-line error when the ``plot`` extra is missing."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
+    """One-line error when the ``plot`` extra is missing (found, not imported: that waits
+    until a picture is drawn)."""
+    if importlib.util.find_spec("matplotlib") is None:
         raise InventoryError(
             f"{option} .png/.svg needs matplotlib: pip install 'pytest-ollama-regress[plot]'"
-        ) from None
+        )
 
 
 def _figure(width: float, height: float) -> Any:

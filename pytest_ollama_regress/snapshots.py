@@ -81,6 +81,7 @@ class RenderSnapshotExtension(AmberSnapshotExtension):
 
     root: ClassVar[str] = SNAPSHOT_DIRNAME
     key: ClassVar[str] = "default"
+    target_id: ClassVar[str] = ""
 
     def serialize(self, data: Any, **kwargs: Any) -> str:
         """Normalise a ``DebugRender`` (or a plain string) before the amber serializer."""
@@ -89,6 +90,14 @@ class RenderSnapshotExtension(AmberSnapshotExtension):
         elif isinstance(data, str):
             data = normalise_render(data)
         return super().serialize(data, **kwargs)
+
+    @classmethod
+    def get_snapshot_name(cls, *, test_location: PyTestLocation, index: Any = 0) -> str:
+        """The test's name without the target id: the directory already names the image."""
+        name = super().get_snapshot_name(test_location=test_location, index=index)
+        if cls.target_id:
+            name = name.replace(f"[{cls.target_id}-", "[").replace(f"[{cls.target_id}]", "")
+        return name
 
     @classmethod
     def dirname(cls, *, test_location: PyTestLocation) -> str:
@@ -108,10 +117,12 @@ class RenderSnapshotExtension(AmberSnapshotExtension):
 
 
 @cache
-def extension_for(root: str, key: str) -> type[RenderSnapshotExtension]:
-    """The extension class storing snapshots under ``root/key`` (one class per pair)."""
+def extension_for(root: str, key: str, target_id: str = "") -> type[RenderSnapshotExtension]:
+    """The extension class storing snapshots under ``root/key``; snapshot names leave out
+    ``target_id`` (one class per combination)."""
     name = "RenderSnapshot_" + re.sub(r"\W", "_", key)
-    return type(name, (RenderSnapshotExtension,), {"root": root, "key": key})
+    return type(name, (RenderSnapshotExtension,),
+                {"root": root, "key": key, "target_id": target_id})
 
 
 def unified_diff(expected: str, actual: str, *, expected_label: str, actual_label: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -237,7 +238,9 @@ def test_bad_input_is_a_one_line_usage_error_before_tests_run(pytester, args, me
 
 
 def test_ttft_picture_from_benchmark_results(pytester):
-    pytest.importorskip("matplotlib")
+    # found, not imported: pytester unloads what a test imports, and numpy loads only once
+    if importlib.util.find_spec("matplotlib") is None:
+        pytest.skip("matplotlib (the plot extra) is not installed")
     pytester.makepyfile(test_ttft="""
         import pytest
 
@@ -248,8 +251,20 @@ def test_ttft_picture_from_benchmark_results(pytester):
             timing = benchmark.pedantic(first_token, rounds=3, iterations=1)
             benchmark.extra_info["ttft_s"] = [timing.ttft_s]
     """)
-    result = pytester.runpytest("--ollama-sim=good", "--ollama-sim=slow-ttft",
-                                "--ollama-inventory", "inv.png")
+    result = pytester.runpytest_subprocess("--ollama-sim=good", "--ollama-sim=slow-ttft",
+                                           "--ollama-inventory", "inv.png")
     result.assert_outcomes(passed=2)
     assert (pytester.path / "inv.png").read_bytes().startswith(b"\x89PNG")
     assert (pytester.path / "inv-ttft.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_statuses_reach_the_controller_under_xdist(pytester):
+    pytester.makepyfile(test_checks=CHECKS)
+    result = pytester.runpytest("--ollama-sim=good", "--ollama-sim=vision-ignored", "-m", "vision",
+                                "-n", "2", "--ollama-inventory", "inv.csv")
+    result.assert_outcomes(passed=3, failed=1)
+    assert section(result)[2:4] == [
+        "sim-good            0.12.6          OK",
+        "sim-vision-ignored  0.12.6          FAIL (test_sees_the_picture[sim-vision-ignored])",
+    ]
+    assert len((pytester.path / "inv.csv").read_text().splitlines()) == 3

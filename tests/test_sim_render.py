@@ -226,3 +226,39 @@ def _png() -> str:
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     return base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_generate_context_continues_the_conversation(servers):
+    sim = servers("0.12.6")
+    first = post(sim, "/api/generate", {"model": "llama3.2:3b", "prompt": "first question",
+                                        "stream": False, "options": {"num_predict": 3}}).json()
+    rendered = post(sim, "/api/generate", {
+        "model": "llama3.2:3b", "prompt": "second", "context": first["context"],
+        "_debug_render_only": True}).json()["_debug_info"]["rendered_template"]
+    assert rendered.index("first question") < rendered.index(first["response"]) \
+        < rendered.index("second")
+    raw = post(sim, "/api/generate", {"model": "llama3.2:3b", "prompt": "x", "raw": True,
+                                      "stream": False}).json()
+    assert "context" not in raw
+
+
+def test_thinking_inline_before_0_12_4_and_separate_after(servers):
+    body = {"model": "qwen3:4b", "prompt": "hi", "stream": False}
+    old = post(servers("0.12.3"), "/api/generate", body).json()
+    assert old["response"].startswith("<think>\n") and "thinking" not in old
+    new = post(servers("0.12.6"), "/api/generate", body).json()
+    assert new["thinking"] and "<think>" not in new["response"]
+    off = post(servers("0.12.6"), "/api/generate", {**body, "think": False}).json()
+    assert "thinking" not in off
+    rendered = post(servers("0.12.6"), "/api/chat", {
+        "model": "qwen3:4b", "messages": [{"role": "user", "content": "hi"}], "think": False,
+        "_debug_render_only": True}).json()["_debug_info"]["rendered_template"]
+    assert rendered.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+
+
+@pytest.mark.parametrize(("version", "has_debug"), [("0.11.5-rc2", False), ("0.11.5-rc3", True),
+                                                    ("0.0.0", True)])
+def test_debug_render_release_candidates(servers, version, has_debug):
+    data = render_chat(servers(version), [{"role": "user", "content": "hi"}],
+                       model="llama3.2:3b", stream=False).json()
+    assert ("_debug_info" in data) is has_debug

@@ -102,18 +102,20 @@ def test_ollama_context_length_env():
 def _concurrent_chats(sim: SimServer, model: str, count: int, tokens: int) -> list[tuple]:
     spans: list[tuple[int, int]] = []
     lock = threading.Lock()
+    barrier = threading.Barrier(count, timeout=30)
+    client = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=count))
 
     def one() -> None:
         body = {"model": model, "prompt": "hi", "options": {"num_predict": tokens}}
+        barrier.wait()
         if model == "all-minilm":
-            response = httpx.post(sim.url + "/api/embed", json={"model": model, "input": "x"},
-                                  timeout=30)
+            response = client.post(sim.url + "/api/embed", json={"model": model, "input": "x"})
             rid = response.headers["x-sim-request-id"]
             end = sim.flush_times(rid)[-1]
             with lock:
                 spans.append((sim.request_record(rid).started_ns, end))
             return
-        with httpx.stream("POST", sim.url + "/api/generate", json=body, timeout=30) as r:
+        with client.stream("POST", sim.url + "/api/generate", json=body) as r:
             r.read()
             rid = r.headers["x-sim-request-id"]
         flushes = sim.flush_times(rid)
@@ -125,6 +127,7 @@ def _concurrent_chats(sim: SimServer, model: str, count: int, tokens: int) -> li
         thread.start()
     for thread in threads:
         thread.join(30)
+    client.close()
     return spans
 
 

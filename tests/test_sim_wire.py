@@ -182,3 +182,8 @@ def test_keep_alive_connection_reused(sim):
             if data.count(b'{"version"') == 2:
                 break
     assert data.count(b"HTTP/1.1 200 OK") == 2
+
+
+def test_non_local_host_header_is_forbidden_on_loopback(http):
+    assert http.get("/api/version", headers={"Host": "attacker.example"}).status_code == 403
+    assert http.get("/api/version", headers={"Host": "localhost:11434"}).status_code == 200

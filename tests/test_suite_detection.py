@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from pytest_ollama_regress.sim import PROFILES
+from pytest_ollama_regress.targets import sim_targets
 
 RUN_OPTIONS = ("-p", "no:cacheprovider", "--ollama-ttft-rounds=3", "--ollama-ttft-warmup=0")
 COUNTS = ("1-image", "2-image", "3-image")
@@ -90,74 +91,51 @@ def _outcomes(xml_path: Path, targets: list[str]) -> list[Outcome]:
     return outcomes
 
 
-def run_suite(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, list[Outcome]]:
-    """Run the built-in suite in a subprocess; return its result and every test's outcome."""
+def run_suite(pytester: pytest.Pytester, *args: str) -> list[Outcome]:
+    """Run the built-in suite in a subprocess; return every test's outcome."""
     xml = pytester.path / "report.xml"
     result = pytester.runpytest_subprocess(
         "--pyargs", "pytest_ollama_regress.suite", f"--junitxml={xml}", *RUN_OPTIONS, *args,
         timeout=600,
     )
-    targets = [a.split("=", 1)[1] for a in args if a.startswith("--ollama-sim=")]
-    ids = [f"sim-{t}" for t in targets]
-    return result, _outcomes(xml, ids)
-
-
-@pytest.fixture(scope="module")
-def all_profiles(tmp_path_factory: pytest.TempPathFactory,
-                 request: pytest.FixtureRequest) -> list[Outcome]:
-    pytester = pytest.Pytester(request, tmp_path_factory) if False else None  # noqa: F841
-    path = tmp_path_factory.mktemp("all-profiles")
-    return _run_in(path, [f"--ollama-sim={name}" for name in PROFILES])
-
-
-def _run_in(path: Path, args: list[str]) -> list[Outcome]:
-    import subprocess
-    import sys
-
-    xml = path / "report.xml"
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "--pyargs", "pytest_ollama_regress.suite",
-         f"--junitxml={xml}", *RUN_OPTIONS, *args],
-        cwd=path, capture_output=True, text=True, timeout=600, check=False,
-    )
-    targets = [f"sim-{a.split('=', 1)[1]}" for a in args if a.startswith("--ollama-sim=")]
-    return _outcomes(xml, targets)
+    assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), result.stdout.str()
+    specs = [(a.split("=", 1)[1], "--ollama-sim") for a in args if a.startswith("--ollama-sim=")]
+    ids = [target.id for target in sim_targets(specs)]
+    return _outcomes(xml, ids)
 
 
 def test_every_profile_has_expectations() -> None:
     assert set(EXPECTED) == set(PROFILES)
 
 
-@pytest.mark.parametrize("profile", list(EXPECTED))
-def test_profile_fails_exactly_its_checks(all_profiles: list[Outcome], profile: str) -> None:
-    mine = [o for o in all_profiles if o.target == f"sim-{profile}"]
-    assert len(mine) > 40, f"the suite ran only {len(mine)} checks against {profile}"
-    assert not [o for o in mine if o.status == "error"]
-    failed = {(o.test, o.param) for o in mine if o.status == "failed"}
-    wanted, phrase = EXPECTED[profile]
-    assert failed == wanted
-    for outcome in mine:
-        if outcome.status == "failed":
-            assert any(p in outcome.message for p in phrase.split("|")), outcome.message
-            assert "(rule: " in outcome.message, outcome.message
+def test_each_profile_fails_exactly_its_checks(pytester: pytest.Pytester,
+                                                subtests: pytest.Subtests) -> None:
+    outcomes = run_suite(pytester, *(f"--ollama-sim={name}" for name in PROFILES))
+    for profile, (wanted, phrase) in EXPECTED.items():
+        with subtests.test(profile=profile):
+            mine = [o for o in outcomes if o.target == f"sim-{profile}"]
+            assert len(mine) > 40, f"the suite ran only {len(mine)} checks against {profile}"
+            assert not [o for o in mine if o.status == "error"]
+            assert {(o.test, o.param) for o in mine if o.status == "failed"} == wanted
+            for outcome in (o for o in mine if o.status == "failed"):
+                assert any(p in outcome.message for p in phrase.split("|")), outcome.message
+                assert "(rule: " in outcome.message, outcome.message
+    with subtests.test(msg="every check fails on some profile"):
+        # these need a profile that breaks them (see docs/suite.md, "Proof of detection")
+        needing_a_profile = {"test_broken_image_is_rejected", "test_num_ctx_change_reloads",
+                             "test_ps_context_length", "test_render_snapshot",
+                             "test_render_matches_baseline"}
+        ran = {o.test for o in outcomes}
+        caught = {o.test for o in outcomes if o.status == "failed"}
+        assert ran - caught == needing_a_profile
 
 
-def test_every_check_fails_somewhere(all_profiles: list[Outcome]) -> None:
-    """A check that never fails on any profile is a defect (or needs a profile)."""
-    needing_a_profile = {"test_broken_image_is_rejected", "test_num_ctx_change_reloads",
-                         "test_ps_context_length", "test_render_snapshot",
-                         "test_render_matches_baseline"}
-    ran = {o.test for o in all_profiles}
-    caught = {o.test for o in all_profiles if o.status == "failed"}
-    assert ran - caught == needing_a_profile
-
-
-def test_baseline_diffs_renders_and_gates_ttft(tmp_path: Path) -> None:
-    outcomes = _run_in(tmp_path, [
-        "--ollama-sim=good", "--ollama-sim=vision-ignored", "--ollama-sim=slow-ttft",
+def test_baseline_diffs_renders_and_gates_ttft(pytester: pytest.Pytester) -> None:
+    outcomes = run_suite(
+        pytester, "--ollama-sim=good", "--ollama-sim=vision-ignored", "--ollama-sim=slow-ttft",
         "--ollama-baseline=sim-good", "--ollama-ttft-max-regression=50%",
         "-m", "debug_render or ttft",
-    ])
+    )
     failed = {(o.target, o.test, o.param): o.message for o in outcomes if o.status == "failed"}
     assert set(failed) == {
         ("sim-vision-ignored", "test_render_matches_baseline", "chat-images"),
@@ -176,26 +154,27 @@ def test_baseline_diffs_renders_and_gates_ttft(tmp_path: Path) -> None:
     assert ("sim-good", "test_render_matches_baseline") in skipped
 
 
-def test_renders_compare_across_versions(tmp_path: Path) -> None:
+def test_renders_compare_across_versions(pytester: pytest.Pytester) -> None:
     """v0.12.6 changed generate's image tags: documented, so not a baseline difference."""
-    outcomes = _run_in(tmp_path, ["--ollama-sim=good@0.12.5", "--ollama-sim=good@0.12.6",
-                                  "--ollama-baseline=good@0.12.5", "-m", "debug_render"])
+    outcomes = run_suite(pytester, "--ollama-sim=good@0.12.5", "--ollama-sim=good@0.12.6",
+                         "--ollama-baseline=good@0.12.5", "-m", "debug_render")
     assert {o.status for o in outcomes} == {"passed", "skipped"}
     assert len([o for o in outcomes if o.status == "passed"]) == 15
 
 
-def test_snapshots_record_first_then_compare(tmp_path: Path) -> None:
-    first = _run_in(tmp_path, ["--ollama-sim=good", "-m", "debug_render"])
+def test_snapshots_record_first_then_compare(pytester: pytest.Pytester) -> None:
+    tmp_path = pytester.path
+    first = run_suite(pytester, "--ollama-sim=good", "-m", "debug_render")
     assert {o.status for o in first} == {"passed", "skipped"}
     store = tmp_path / "__ollama_snapshots__" / "sim-good@0.12.6" / "test_debug_render.ambr"
     assert store.is_file()
     assert not (tmp_path / "__snapshots__").exists()
-    again = _run_in(tmp_path, ["--ollama-sim=good", "-m", "debug_render"])
+    again = run_suite(pytester, "--ollama-sim=good", "-m", "debug_render")
     assert {o.status for o in again} == {"passed", "skipped"}
     # the same image key rendering differently: move good's renders to vision-ignored's key
     ignored = tmp_path / "__ollama_snapshots__" / "sim-vision-ignored@0.12.6"
     shutil.copytree(store.parent, ignored)
-    changed = _run_in(tmp_path, ["--ollama-sim=vision-ignored", "-m", "debug_render"])
+    changed = run_suite(pytester, "--ollama-sim=vision-ignored", "-m", "debug_render")
     failed = {o.param: o.message for o in changed if o.status == "failed"}
     assert set(failed) == {"chat-images", "generate-images"}
     assert "changed since this image's snapshot was recorded" in failed["generate-images"]

@@ -65,7 +65,6 @@ class InventoryState:
     """What the run collected, per target id."""
 
     settings: InventorySettings
-    target_ids: list[str] = field(default_factory=list)  # registry order
     statuses: dict[str, dict[str, MarkerStatus]] = field(default_factory=dict)
     servers: dict[str, str] = field(default_factory=dict)
     nodeids: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
@@ -231,7 +230,6 @@ class InventoryPlugin:
         """Order the targets (every plugin has registered its own by now); set up bisection."""
         registry = self.config.stash.get(REGISTRY_KEY, None)
         targets = registry.targets if registry is not None else []
-        self.state.target_ids = [t.id for t in targets]
         try:
             ordered, _ = order_rows([row_from_target(t) for t in targets], self.state.settings.order)
             if self.state.settings.bisect:

@@ -289,8 +289,8 @@ def render_snapshot(snapshot: Any, ollama_target: TargetInfo,
     settings = suite_settings(request.config)
     root = snapshot_root(request.config.rootpath, request.node.path, settings.snapshot_dir)
     key = snapshot_key(ollama_target.id, ollama_target.server_version)
-    return dataclasses.replace(snapshot, extension_class=extension_for(str(root), key),
-                               update_new_snapshots_only=True)
+    extension = extension_for(str(root), key, ollama_target.id)
+    return dataclasses.replace(snapshot, extension_class=extension, update_new_snapshots_only=True)
 
 
 @pytest.fixture

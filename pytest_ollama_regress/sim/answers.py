@@ -72,6 +72,12 @@ def _from_schema(schema: dict, rng: random.Random, depth: int = 0) -> Any:
     return rng.choice(_OBJECTS)
 
 
+def _argument(spec: Any) -> Any:
+    kind = spec.get("type") if isinstance(spec, dict) else None
+    return {"integer": 1, "number": 1.5, "boolean": True, "array": [],
+            "object": {}}.get(kind, "sim")
+
+
 def tool_call(tools: list[Any], last_user: str) -> dict[str, Any] | None:
     """Call the first tool whose name the last user message mentions."""
     for index, tool in enumerate(tools):
@@ -82,6 +88,6 @@ def tool_call(tools: list[Any], last_user: str) -> dict[str, Any] | None:
         if name and name in last_user:
             params = function.get("parameters") or {}
             props = params.get("properties") if isinstance(params, dict) else {}
-            args = {key: "sim" for key in (props or {})}
+            args = {key: _argument(spec) for key, spec in (props or {}).items()}
             return {"function": {"index": index, "name": name, "arguments": args}}
     return None

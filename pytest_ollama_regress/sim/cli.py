@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = resolve(args, env)
         server = SimServer(profile=settings["profile"], version=settings["version"], env=env,
-                           host=settings["host"], port=settings["port"])
+                           host=settings["host"], port=settings["port"], log_stream="stderr")
     except ValueError as exc:
         print(f"ollama-regress sim: error: {exc}", file=sys.stderr, flush=True)
         return 2

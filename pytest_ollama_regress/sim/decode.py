@@ -90,6 +90,8 @@ def decode(body: bytes, route: str, features: Features) -> dict[str, Any]:
         schema = {k: v for k, v in schema.items() if k not in ("truncate", "shift")}
     if not features.debug_render:
         schema = {k: v for k, v in schema.items() if k != "_debug_render_only"}
+    if not features.logprobs:
+        schema = {k: v for k, v in schema.items() if k not in ("logprobs", "top_logprobs")}
     if route == "embed" and not features.embed_dimensions:
         schema = {k: v for k, v in schema.items() if k != "dimensions"}
     return _decode_object(raw, struct, schema, features, prefix="")

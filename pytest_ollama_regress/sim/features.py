@@ -134,11 +134,8 @@ class Features:
         return self.at_least("0.30.0")
 
     @property
-    def model_info_always(self) -> bool:
-        return self.at_least("0.30.0")
-
-    @property
     def logprobs(self) -> bool:
+        """v0.12.11+: ``logprobs``/``top_logprobs`` request fields (validated)."""
         return self.at_least("0.12.11")
 
     @property

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_ollama_regress.sim import answers, errors, tokens, vision
 from pytest_ollama_regress.sim.catalogue import ModelSpec, normalize_name
 from pytest_ollama_regress.sim.engine import Assignment, parse_options, plan_runner
-from pytest_ollama_regress.sim.errors import RunnerError
+from pytest_ollama_regress.sim.errors import ApiError, RunnerError
 from pytest_ollama_regress.sim.render import Msg, Prompt, chat_prompt, render_custom
 
 if TYPE_CHECKING:
@@ -150,6 +150,12 @@ def _lookup(app: App, route: str, name: str | None) -> ModelSpec:
     return spec
 
 
+def _check_logprobs(app: App, req: dict[str, Any]) -> None:
+    top = req.get("top_logprobs")
+    if app.features.logprobs and top is not None and not 0 <= top <= 20:
+        raise ApiError(400, "top_logprobs must be between 0 and 20")
+
+
 def _resolve_think(app: App, spec: ModelSpec, name: str, think: bool | str | None
                    ) -> tuple[bool, bool]:
     """(thinking on, thinking inline in content as <think> tags)."""
@@ -167,28 +173,26 @@ def _resolve_think(app: App, spec: ModelSpec, name: str, think: bool | str | Non
 
 
 class _ContextMemory:
-    """Token ids handed out in ``context`` arrays, so a later request can send them back."""
+    """Texts handed out as ``context`` arrays, so a later request can send them back
+    (the real server detokenizes them; this tokenizer is not reversible, so it remembers)."""
 
-    def __init__(self, keep: int = 50_000) -> None:
+    def __init__(self, keep: int = 2_000) -> None:
         self._lock = threading.Lock()
-        self._map: OrderedDict[int, str] = OrderedDict()
+        self._texts: OrderedDict[tuple[int, ...], str] = OrderedDict()
         self._keep = keep
 
     def ids(self, text: str) -> list[int]:
-        out = []
+        ids = [tokens.token_id(tok) for tok in tokens.tokens(text)]
         with self._lock:
-            for tok in tokens.tokens(text):
-                ident = tokens.token_id(tok)
-                self._map[ident] = tok
-                self._map.move_to_end(ident)
-                out.append(ident)
-            while len(self._map) > self._keep:
-                self._map.popitem(last=False)
-        return out
+            self._texts[tuple(ids)] = text
+            self._texts.move_to_end(tuple(ids))
+            while len(self._texts) > self._keep:
+                self._texts.popitem(last=False)
+        return ids
 
     def text(self, ids: list[int]) -> str:
         with self._lock:
-            return " ".join(self._map.get(i, "") for i in ids).strip()
+            return self._texts.get(tuple(ids), "")
 
 
 CONTEXT_MEMORY = _ContextMemory()
@@ -262,6 +266,7 @@ def prepare_chat(app: App, req: dict[str, Any], started_ns: int
     tools = req.get("tools") or []
     if tools and "tools" not in spec.capabilities:
         raise errors.no_tools(spec)
+    _check_logprobs(app, req)
     think_on, think_inline = _resolve_think(app, spec, name, req.get("think"))
     options = parse_options(req.get("options"), app.warn_option)
     keep_alive = req.get("keep_alive")
@@ -330,6 +335,7 @@ def prepare_generate(app: App, req: dict[str, Any], started_ns: int
         raise errors.raw_conflict()
     if req.get("suffix") and "insert" not in spec.capabilities:
         raise errors.no_insert(spec)
+    _check_logprobs(app, req)
     think_on, think_inline = _resolve_think(app, spec, name, req.get("think"))
     options = parse_options(req.get("options"), app.warn_option)
     keep_alive = req.get("keep_alive")
@@ -371,7 +377,7 @@ def prepare_generate(app: App, req: dict[str, Any], started_ns: int
                                      debug=app.debug_kv)
                 prompt.images = list(images)
         if history:
-            prompt.text = history + " " + prompt.text
+            prompt.text = history + prompt.text
         app.debug_kv("generate request", {"images": len(prompt.images), "prompt": prompt.text})
         if req.get("_debug_render_only"):
             app.scheduler.release(assignment.runner, keep_alive)
@@ -382,7 +388,7 @@ def prepare_generate(app: App, req: dict[str, Any], started_ns: int
         context = None
         if not raw:
             answer = "".join(s.text for s in steps if s.kind == "content")
-            context = CONTEXT_MEMORY.ids(prompt.text + " " + answer)
+            context = CONTEXT_MEMORY.ids(prompt.text + answer)
     except BaseException:
         app.scheduler.release(assignment.runner, keep_alive)
         raise

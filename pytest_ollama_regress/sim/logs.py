@@ -48,9 +48,11 @@ def go_duration(ns: int) -> str:
 
 
 class ServerLog:
-    """Writes log lines to a stream (default: stderr at write time) and keeps the last ones."""
+    """Keeps the last log lines and writes them to ``stream`` (``"stderr"``: the process's
+    stderr at write time; ``None``: nowhere)."""
 
-    def __init__(self, level: int = 0, stream: IO[str] | None = None, keep: int = 5000) -> None:
+    def __init__(self, level: int = 0, stream: IO[str] | str | None = None,
+                 keep: int = 5000) -> None:
         self.level = level
         self._stream = stream
         self._lock = threading.Lock()
@@ -63,7 +65,9 @@ class ServerLog:
     def _emit(self, line: str) -> None:
         with self._lock:
             self.lines.append(line)
-            stream = self._stream if self._stream is not None else sys.stderr
+            stream = sys.stderr if self._stream == "stderr" else self._stream
+            if stream is None:
+                return
             try:
                 stream.write(line + "\n")
                 stream.flush()

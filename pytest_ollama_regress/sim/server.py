@@ -6,8 +6,10 @@ Streams use chunked transfer encoding, one chunk per NDJSON line, flushed at onc
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -66,8 +68,10 @@ class _Exchange:
         self.finished = False
         self.status = 0
         self.head_only = method == "HEAD"
+        self._pending = b""
 
     def _headers(self, status: int, content_type: str | None, length: int | None) -> None:
+        """Queue the status line and headers; they go out with the first body write."""
         h = self.handler
         h.send_response_only(status)
         if content_type:
@@ -79,10 +83,14 @@ class _Exchange:
             h.send_header("Transfer-Encoding", "chunked")
         else:
             h.send_header("Content-Length", str(length))
-        h.end_headers()
+        buffered = getattr(h, "_headers_buffer", [])
+        self._pending = b"".join(buffered) + b"\r\n"
+        h._headers_buffer = []
         self.status = status
 
     def _write(self, data: bytes, timed: bool = False) -> None:
+        if self._pending:
+            data, self._pending = self._pending + data, b""
         try:
             self.handler.wfile.write(data)
             self.handler.wfile.flush()
@@ -132,7 +140,13 @@ class _Exchange:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = 300  # idle keep-alive connections are closed after 5 minutes
     server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        # Go's net package sets TCP_NODELAY on every connection: no Nagle delay per chunk
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         """Silenced: requests are logged in gin's format instead."""
@@ -165,6 +179,9 @@ class _Handler(BaseHTTPRequestHandler):
         ex = _Exchange(self, method, path, body)
         app = self.server.app
         try:
+            if not self._host_allowed():
+                ex.empty(403)
+                return
             self._route(app, ex, method, path)
         except _ClientGone:
             self.close_connection = True
@@ -183,6 +200,22 @@ class _Handler(BaseHTTPRequestHandler):
                 ex.record.finished.set()
             app.log.gin(ex.status, time.perf_counter_ns() - started, self.client_address[0],
                         method, path)
+
+    def _host_allowed(self) -> bool:
+        """``allowedHostsMiddleware``: on a loopback listener only local Host headers pass."""
+        if not _is_loopback(self.server.server_address[0]):
+            return True
+        host = self.headers.get("Host", "")
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        name = name.strip("[]").lower()
+        if name in ("", "localhost", socket.gethostname().lower()) or name.endswith(
+                (".localhost", ".local", ".internal")):
+            return True
+        try:
+            address = ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return address.is_loopback or address.is_private or address.is_unspecified
 
     def _error(self, ex: _Exchange, status: int, message: str) -> None:
         try:
@@ -236,6 +269,13 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_HEAD = do_DELETE = do_PUT = do_PATCH = do_OPTIONS = _dispatch
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -245,12 +285,22 @@ class _HTTPServer(ThreadingHTTPServer):
         self.app = app
         super().__init__(address, _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A peer resetting an idle keep-alive connection is normal; log anything else."""
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
+            return
+        self.app.log("ERROR", "routes.go", "connection error", client=client_address[0],
+                     error=repr(error))
+
 
 class SimServer:
     """A simulated Ollama server on ``host:port`` (port 0 picks a free one).
 
     ``env`` is the server's whole environment (the process environment is not read);
     ``latency`` overrides the defaults, and ``OLLAMA_SIM_*_MS/_US`` in ``env`` override it.
+    Log lines are kept in memory (``log_lines()``) and also written to ``log_stream``: a text
+    stream, ``"stderr"`` (what the console command uses), or ``None`` (default: nowhere).
     """
 
     def __init__(self, profile: str = "good", version: str = DEFAULT_VERSION,
