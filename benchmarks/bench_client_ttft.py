@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_client_ttft.py            # full run, about 2 minutes on 2 cores
+    python benchmarks/bench_client_ttft.py            # full run, about 1 minute on 2 cores
     python benchmarks/bench_client_ttft.py --quick    # fewer requests
 
 1. **TTFT measurement error**: for every request, the client's arrival stamp of the first
@@ -10,7 +10,8 @@ Run from the repository root::
    that chunk (``/_sim/requests/<id>``; both clocks are CLOCK_MONOTONIC on one machine).
    Measured at 1, 16 and 64 concurrent streams (threads sharing one client), with the
    simulator in this process (it then shares the GIL with the client) and in a child process.
-   The error over every chunk of every stream is shown too.
+   The error over every chunk of every stream is shown too, and the same cadence over bare
+   TCP sockets between two processes (no HTTP, no JSON) gives this machine's floor.
 2. **Per-chunk client cost**: CPU time of the client thread (``time.thread_time_ns``) while
    streaming a long answer with zero decode latency, divided by the chunk count; compared with
    a bare ``httpx`` stream that only iterates lines, and with a replay of the recorded lines
@@ -24,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -36,20 +38,19 @@ import httpx
 
 from pytest_ollama_regress.client import OllamaClient
 from pytest_ollama_regress.sim import Latency, SimServer
-from pytest_ollama_regress.sim import server as sim_server
 from pytest_ollama_regress.timing import StreamTiming, percentiles
 
 MODEL = "llama3.2:3b"
 NUM_PARALLEL = "64"
 # A JSON schema with many properties makes the simulator's answer thousands of tokens long.
-LONG_SCHEMA = {"type": "object", "properties": {f"field_{i}": {"type": "string"} for i in range(300)}}
+LONG_SCHEMA = {
+    "type": "object",
+    "properties": {f"field_{i}": {"type": "string"} for i in range(300)},
+}
 
 CHILD = """
 import sys
 from pytest_ollama_regress.sim import Latency, SimServer
-from pytest_ollama_regress.sim import server as sim_server
-if {nodelay} and not getattr(sim_server._Handler, "disable_nagle_algorithm", False):
-    sim_server._Handler.disable_nagle_algorithm = True
 sim = SimServer(env={{"OLLAMA_NUM_PARALLEL": "{parallel}"}},
                 latency=Latency(load_ms=0, prefill_us=0, decode_ms={decode}), log_stream=None)
 sim.start()
@@ -58,25 +59,84 @@ sys.stdin.read()
 sim.stop()
 """
 
+FLOOR_CHILD = """
+import json, socket, sys, threading, time
+port, streams, count, gap = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+stamps = [[] for _ in range(streams)]
+socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(streams)]
+def send(i):
+    s = socks[i]
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for _ in range(count):
+        time.sleep(gap / 1000)
+        s.sendall(b"x" * 120)
+        stamps[i].append(time.perf_counter_ns())
+threads = [threading.Thread(target=send, args=(i,)) for i in range(streams)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps(stamps), flush=True)
+"""
+
 FlushFn = Callable[[str], list[int]]
 
 
-def nagle_fix_needed() -> bool:
-    """Go's net package sets TCP_NODELAY on every connection; an old simulator did not."""
-    return not getattr(sim_server._Handler, "disable_nagle_algorithm", False)
+def socket_floor(streams: int, count: int, gap_ms: float) -> list[float]:
+    """Same cadence with bare sockets (no HTTP, no JSON): what this machine allows, in us.
+
+    A child process sends a 120-byte message per stream every ``gap_ms`` and stamps right
+    after ``sendall``; one thread per stream here stamps right after ``recv``.
+    """
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(streams)
+        child = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                FLOOR_CHILD,
+                str(listener.getsockname()[1]),
+                str(streams),
+                str(count),
+                str(gap_ms),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        conns = [listener.accept()[0] for _ in range(streams)]
+    got: list[list[int]] = [[] for _ in range(streams)]
+
+    def receive(i: int) -> None:
+        conn = conns[i]
+        received = 0
+        while received < 120 * count:
+            data = conn.recv(65536)
+            if not data:
+                break
+            got[i].extend([time.perf_counter_ns()] * (len(data) // 120))
+            received += len(data)
+
+    threads = [threading.Thread(target=receive, args=(i,)) for i in range(streams)]
+    for thread in threads:
+        thread.start()
+    out, _ = child.communicate(timeout=300)
+    for thread in threads:
+        thread.join(timeout=30)
+    for conn in conns:
+        conn.close()
+    sent = json.loads(out)
+    return [(g - s) / 1e3 for i in range(streams) for g, s in zip(got[i], sent[i], strict=True)]
 
 
 @contextmanager
-def simulator(mode: str, decode_ms: float, nodelay: bool) -> Iterator[tuple[str, FlushFn]]:
+def simulator(mode: str, decode_ms: float) -> Iterator[tuple[str, FlushFn]]:
     """A simulator in this process or in a child; yields its URL and a flush-time lookup."""
     if mode == "in-process":
-        if nodelay and nagle_fix_needed():
-            sim_server._Handler.disable_nagle_algorithm = True
         latency = Latency(load_ms=0, prefill_us=0, decode_ms=decode_ms)
         with (
             open(os.devnull, "w") as devnull,
-            SimServer(env={"OLLAMA_NUM_PARALLEL": NUM_PARALLEL}, latency=latency,
-                      log_stream=devnull) as sim,
+            SimServer(
+                env={"OLLAMA_NUM_PARALLEL": NUM_PARALLEL}, latency=latency, log_stream=devnull
+            ) as sim,
         ):
 
             def flushes(request_id: str) -> list[int]:
@@ -86,9 +146,14 @@ def simulator(mode: str, decode_ms: float, nodelay: bool) -> Iterator[tuple[str,
 
             yield sim.url, flushes
         return
-    code = CHILD.format(nodelay=nodelay, parallel=NUM_PARALLEL, decode=decode_ms)
-    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    code = CHILD.format(parallel=NUM_PARALLEL, decode=decode_ms)
+    child = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         assert child.stdout is not None
         url = child.stdout.readline().strip()
@@ -111,8 +176,9 @@ def simulator(mode: str, decode_ms: float, nodelay: bool) -> Iterator[tuple[str,
         child.wait(timeout=10)
 
 
-def ttft_errors(url: str, flushes: FlushFn, streams: int, per_stream: int, tokens: int
-                ) -> tuple[list[float], list[float]]:
+def ttft_errors(
+    url: str, flushes: FlushFn, streams: int, per_stream: int, tokens: int
+) -> tuple[list[float], list[float]]:
     """Errors in us: (first content chunk per request, every chunk of every request)."""
     results: list[tuple[str, int, list[int]]] = []
     lock = threading.Lock()
@@ -125,11 +191,15 @@ def ttft_errors(url: str, flushes: FlushFn, streams: int, per_stream: int, token
             try:
                 barrier.wait(timeout=30)
                 for n in range(per_stream):
-                    result = client.generate(MODEL, f"stream {index} request {n}",
-                                             options={"num_predict": tokens})
+                    result = client.generate(
+                        MODEL, f"stream {index} request {n}", options={"num_predict": tokens}
+                    )
                     first = next(i for i, c in enumerate(result.chunks) if c.get("response"))
-                    item = (result.headers["x-sim-request-id"], first,
-                            result.timing.chunk_arrivals_ns)
+                    item = (
+                        result.headers["x-sim-request-id"],
+                        first,
+                        result.timing.chunk_arrivals_ns,
+                    )
                     with lock:
                         results.append(item)
             except BaseException as exc:  # reported after join
@@ -147,8 +217,9 @@ def ttft_errors(url: str, flushes: FlushFn, streams: int, per_stream: int, token
     for request_id, first, arrivals in results:
         flushed = flushes(request_id)
         if len(flushed) != len(arrivals):
-            raise RuntimeError(f"request {request_id}: {len(flushed)} flushes, "
-                               f"{len(arrivals)} chunks")
+            raise RuntimeError(
+                f"request {request_id}: {len(flushed)} flushes, {len(arrivals)} chunks"
+            )
         first_errors.append((arrivals[first] - flushed[first]) / 1e3)
         all_errors.extend((a - f) / 1e3 for a, f in zip(arrivals, flushed, strict=True))
     return first_errors, all_errors
@@ -156,8 +227,12 @@ def ttft_errors(url: str, flushes: FlushFn, streams: int, per_stream: int, token
 
 def chunk_cost(url: str, reps: int) -> dict[str, float]:
     """Client-thread CPU us per chunk: OllamaClient, bare httpx lines, replayed parser."""
-    payload = {"model": MODEL, "prompt": "long", "format": LONG_SCHEMA,
-               "options": {"num_predict": 100_000}}
+    payload = {
+        "model": MODEL,
+        "prompt": "long",
+        "format": LONG_SCHEMA,
+        "options": {"num_predict": 100_000},
+    }
     client_cpu: list[float] = []
     httpx_cpu: list[float] = []
     replay_cpu: list[float] = []
@@ -167,8 +242,9 @@ def chunk_cost(url: str, reps: int) -> dict[str, float]:
         client.generate(MODEL, "warm up", options={"num_predict": 1})
         for _ in range(reps):
             start = time.thread_time_ns()
-            result = client.generate(MODEL, "long", format=LONG_SCHEMA,
-                                     options={"num_predict": 100_000})
+            result = client.generate(
+                MODEL, "long", format=LONG_SCHEMA, options={"num_predict": 100_000}
+            )
             client_cpu.append((time.thread_time_ns() - start) / len(result.chunks) / 1e3)
 
             start = time.thread_time_ns()
@@ -201,49 +277,64 @@ def chunk_cost(url: str, reps: int) -> dict[str, float]:
 
 
 def fmt(values: list[float]) -> str:
-    p = percentiles(values, (50, 99))
-    return f"{p[50]:.0f} | {p[99]:.0f}"
+    """Signed p50, p99 and p1 (negative: the simulator stamped its flush late, see docs)."""
+    p = percentiles(values, (1, 50, 99))
+    return f"{p[50]:.0f} | {p[99]:.0f} | {p[1]:.0f}"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests")
-    parser.add_argument("--decode-ms", type=float, default=20.0,
-                        help="simulated decode time per token (default 20 = 50 tok/s)")
+    parser.add_argument(
+        "--decode-ms",
+        type=float,
+        default=20.0,
+        help="simulated decode time per token (default 20 = 50 tok/s)",
+    )
     parser.add_argument("--tokens", type=int, default=4, help="tokens per request")
-    parser.add_argument("--modes", default="in-process,child",
-                        help="comma list of in-process, child")
-    parser.add_argument("--keep-nagle", action="store_true",
-                        help="do not set TCP_NODELAY on a simulator that lacks it")
+    parser.add_argument(
+        "--modes", default="in-process,child", help="comma list of in-process, child"
+    )
     args = parser.parse_args(argv)
     scale = 0.5 if args.quick else 1.0
     plan = [(1, int(150 * scale)), (16, int(10 * scale)), (64, max(2, int(4 * scale)))]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    nodelay = not args.keep_nagle
-    print(f"# bench_client_ttft: python {platform.python_version()}, httpx {httpx.__version__}, "
-          f"{os.cpu_count()} CPUs, {platform.machine()}, decode {args.decode_ms} ms/token, "
-          f"{args.tokens} tokens/request")
-    if nagle_fix_needed():
-        print("# note: the simulator does not set TCP_NODELAY (Go does); "
-              + ("setting it for this run" if nodelay else "left as is (--keep-nagle)"))
-    print("\n| simulator | streams | requests | first-content error p50 / p99 (us) "
-          "| all-chunk error p50 / p99 (us) |")
-    print("|---|---|---|---|---|")
+    print(
+        f"# bench_client_ttft: python {platform.python_version()}, httpx {httpx.__version__}, "
+        f"{os.cpu_count()} CPUs, {platform.machine()}, decode {args.decode_ms} ms/token, "
+        f"{args.tokens} tokens/request"
+    )
+    print("\nErrors in us (client arrival stamp - simulator flush stamp):\n")
+    print(
+        "| simulator | streams | requests | first content p50 | p99 | p1 "
+        "| every chunk p50 | p99 | p1 |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for mode in modes:
-        with simulator(mode, args.decode_ms, nodelay) as (url, flushes):
+        with simulator(mode, args.decode_ms) as (url, flushes):
             for streams, per_stream in plan:
                 first, every = ttft_errors(url, flushes, streams, per_stream, args.tokens)
-                print(f"| {mode} | {streams} | {len(first)} | {fmt(first)} | {fmt(every)} |",
-                      flush=True)
-    print("\n| simulator | chunks/stream | OllamaClient, end to end | bare httpx iter_lines "
-          "| difference | client parse+stamp (replay, line split excluded) |")
+                print(
+                    f"| {mode} | {streams} | {len(first)} | {fmt(first)} | {fmt(every)} |",
+                    flush=True,
+                )
+    for streams, per_stream in plan:
+        floor = socket_floor(streams, per_stream * (args.tokens + 1), args.decode_ms)
+        print(f"| bare sockets (floor) | {streams} | - | - | - | - | {fmt(floor)} |", flush=True)
+    print(
+        "\n| simulator | chunks/stream | OllamaClient, end to end | bare httpx iter_lines "
+        "| difference | client parse+stamp (replay, line split excluded) |"
+    )
     print("|---|---|---|---|---|---|")
     for mode in modes:
-        with simulator(mode, 0.0, nodelay) as (url, _flushes):
+        with simulator(mode, 0.0) as (url, _flushes):
             cost = chunk_cost(url, 3 if args.quick else 7)
-        print(f"| {mode} | {cost['chunks']:.0f} | {cost['client']:.1f} us | "
-              f"{cost['httpx']:.1f} us | {cost['client'] - cost['httpx']:.1f} us | "
-              f"{cost['replay'] - cost['replay_lines']:.1f} us |", flush=True)
+        print(
+            f"| {mode} | {cost['chunks']:.0f} | {cost['client']:.1f} us | "
+            f"{cost['httpx']:.1f} us | {cost['client'] - cost['httpx']:.1f} us | "
+            f"{cost['replay'] - cost['replay_lines']:.1f} us |",
+            flush=True,
+        )
     return 0
 
 

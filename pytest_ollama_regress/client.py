@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import httpcore
 import httpx
 
 from .timing import ServerMetrics, StreamTiming
@@ -31,8 +32,75 @@ ImageInput = bytes | bytearray | memoryview | str
 ProgressCallback = Callable[[dict[str, Any]], object]
 
 _SENT_EVENT = "http11.send_request_headers.started"
-_HEADERS_EVENT = "http11.receive_response_headers.complete"
 _EMPTY: dict[str, Any] = {}
+
+
+class _StampedStream(httpcore.NetworkStream):
+    """A connection's network stream that remembers when its latest read returned.
+
+    A line handed over by ``iter_lines`` was completed by the latest socket read (httpx yields
+    every complete line of one read before it reads again), so ``last_read_ns`` at that moment
+    is when the line's last byte reached this process, before any HTTP or JSON parsing.
+    """
+
+    __slots__ = ("_stream", "last_read_ns")
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+        self.last_read_ns = 0
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        data = self._stream.read(max_bytes, timeout)
+        self.last_read_ns = time.perf_counter_ns()
+        return data
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        return _StampedStream(self._stream.start_tls(*args, **kwargs))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _StampingBackend(httpcore.NetworkBackend):
+    """httpcore network backend whose streams stamp every read (see ``_StampedStream``)."""
+
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        return _StampedStream(self._backend.connect_tcp(*args, **kwargs))
+
+    def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        return _StampedStream(self._backend.connect_unix_socket(*args, **kwargs))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def _stamping_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
+    """httpx's own transport with the stamping backend under its httpcore pool.
+
+    httpx does not expose httpcore's ``network_backend`` parameter, so it is set on the pool
+    httpx built. If a future httpx lays its pool out differently, the transport is returned
+    unchanged and chunks are stamped when ``iter_lines`` yields them instead.
+    """
+    transport = httpx.HTTPTransport(limits=limits)
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if isinstance(pool, httpcore.ConnectionPool) and isinstance(backend, httpcore.NetworkBackend):
+        pool._network_backend = _StampingBackend(backend)
+    return transport
+
+
+def _read_stamp(response: httpx.Response) -> _StampedStream | None:
+    stream = response.extensions.get("network_stream")
+    return stream if isinstance(stream, _StampedStream) else None
 
 
 class OllamaError(Exception):
@@ -181,8 +249,10 @@ class OllamaClient:
                 write=stall_timeout,
                 pool=connect_timeout,
             ),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
+            transport=_stamping_transport(
+                httpx.Limits(
+                    max_connections=max_connections, max_keepalive_connections=max_connections
+                )
             ),
             headers={"Accept": "application/json", **(headers or {})},
         )
@@ -387,8 +457,6 @@ class OllamaClient:
         def trace(event: str, info: object) -> None:
             if event == _SENT_EVENT:
                 timing.request_sent_ns = time.perf_counter_ns()
-            elif event == _HEADERS_EVENT:
-                timing.first_byte_ns = time.perf_counter_ns()
 
         url = self._url(path)
         request = self._http.build_request(method, path, json=payload, extensions={"trace": trace})
@@ -397,8 +465,10 @@ class OllamaClient:
             response = self._http.send(request, stream=True)
         except httpx.TransportError as exc:
             raise self._transport_error(exc, url, in_stream=False) from None
-        if timing.first_byte_ns is None:
-            timing.first_byte_ns = time.perf_counter_ns()
+        stamped = _read_stamp(response)
+        # no read has happened since the one that completed the headers
+        timing.first_byte_ns = stamped.last_read_ns if stamped else time.perf_counter_ns()
+        timing.stamp_source = "read" if stamped else "line"
         if response.status_code >= 400:
             try:
                 response.read()
@@ -460,7 +530,8 @@ class OllamaClient:
             raise self._transport_error(exc, url, in_stream=False) from None
         finally:
             response.close()
-        t = time.perf_counter_ns()
+        stamped = _read_stamp(response)
+        t = stamped.last_read_ns if stamped else time.perf_counter_ns()
         obj = self._parse_line(body, response, url)
         if "error" in obj:
             raise OllamaError(response.status_code, str(obj["error"]), url=url)
@@ -494,8 +565,9 @@ class OllamaClient:
     def _consume(
         self, response: httpx.Response, url: str, timing: StreamTiming, *, chat: bool
     ) -> Completion:
-        """Read an NDJSON inference stream, stamping every line as the iterator yields it."""
+        """Read an NDJSON inference stream, stamping every line (see ``StreamTiming``)."""
         perf = time.perf_counter_ns
+        stamped = _read_stamp(response)
         loads = json.loads
         arrivals = timing.chunk_arrivals_ns
         tokens = timing.token_arrivals_ns
@@ -513,7 +585,7 @@ class OllamaClient:
 
         try:
             for line in response.iter_lines():
-                t = perf()
+                t = stamped.last_read_ns if stamped is not None else perf()
                 if not line:
                     continue
                 try:

@@ -81,6 +81,7 @@ def test_chat_stream_collects_text_metrics_and_timing(client: OllamaClient) -> N
     assert t.request_sent_ns < t.first_byte_ns <= t.first_content_ns <= t.last_token_ns
     assert t.last_token_ns <= t.chunk_arrivals_ns[-1] <= t.end_ns
     assert t.first_thinking_ns is None
+    assert t.stamp_source == "read"  # stamped at the socket read, not after parsing
     assert t.ttft_ns is not None and t.ttft_ns > 0
     gaps = t.inter_token_gaps_ns
     assert len(gaps) == content_chunks - 1
@@ -139,11 +140,12 @@ def test_ttft_matches_simulator_flush_time(client: OllamaClient, sim: SimServer)
         flushes = sim.flush_times(request_id)
         assert len(flushes) == len(result.chunks)
         for arrival, flushed in zip(result.timing.chunk_arrivals_ns, flushes, strict=True):
-            assert -2_000_000 < arrival - flushed < 20_000_000
+            # bounds for a loaded 2-core machine; a Nagle/delayed-ACK stall is 40 ms
+            assert -10_000_000 < arrival - flushed < 30_000_000
         first = next(i for i, c in enumerate(result.chunks) if c["message"]["content"])
         assert result.timing.first_content_ns == result.timing.chunk_arrivals_ns[first]
         server_ttft = flushes[first] - result.timing.request_sent_ns
-        assert abs(result.timing.ttft_ns - server_ttft) < 20_000_000
+        assert abs(result.timing.ttft_ns - server_ttft) < 30_000_000
         assert result.timing.request_sent_ns < flushes[0]
 
 

@@ -237,7 +237,7 @@ def test_bad_input_is_a_one_line_usage_error_before_tests_run(pytester, args, me
     assert "passed" not in result.stdout.str()
 
 
-def test_ttft_picture_from_benchmark_results(pytester):
+def test_ttft_picture_from_benchmark_results(pytester, monkeypatch):
     # found, not imported: pytester unloads what a test imports, and numpy loads only once
     if importlib.util.find_spec("matplotlib") is None:
         pytest.skip("matplotlib (the plot extra) is not installed")
@@ -251,6 +251,7 @@ def test_ttft_picture_from_benchmark_results(pytester):
             timing = benchmark.pedantic(first_token, rounds=3, iterations=1)
             benchmark.extra_info["ttft_s"] = [timing.ttft_s]
     """)
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # else benchmarks are disabled
     result = pytester.runpytest_subprocess("--ollama-sim=good", "--ollama-sim=slow-ttft",
                                            "--ollama-inventory", "inv.png")
     result.assert_outcomes(passed=2)

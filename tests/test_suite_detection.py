@@ -179,3 +179,25 @@ def test_snapshots_record_first_then_compare(pytester: pytest.Pytester) -> None:
     assert set(failed) == {"chat-images", "generate-images"}
     assert "changed since this image's snapshot was recorded" in failed["generate-images"]
     assert "rule: debug-render snapshot" in failed["generate-images"]
+
+
+@pytest.mark.docker
+def test_container_images(pytester: pytest.Pytester, request: pytest.FixtureRequest) -> None:
+    """The same proof against simulator container images started by ID."""
+    try:
+        images = request.getfixturevalue("sim_images")
+    except pytest.FixtureLookupError:
+        pytest.skip("tests/conftest.py provides no sim_images fixture (the built images)")
+    good, bad = images["good"], images["regressed"]  # good 0.11.4, vision-ignored 0.11.5
+    xml = pytester.path / "report.xml"
+    result = pytester.runpytest_subprocess(
+        "--pyargs", "pytest_ollama_regress.suite", f"--junitxml={xml}", *RUN_OPTIONS,
+        f"--ollama-image={good['id']}", f"--ollama-image={bad['id']}", "-m", "vision",
+        timeout=600,
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    outcomes = _outcomes(xml, [good["short_id"], bad["short_id"]])
+    assert not [o for o in outcomes if o.target == good["short_id"] and o.status == "failed"]
+    failed = {(o.test, o.param) for o in outcomes
+              if o.target == bad["short_id"] and o.status == "failed"}
+    assert failed == EXPECTED["vision-ignored"][0]
