@@ -1,9 +1,9 @@
 """Bisection over an ordered image history (``--ollama-bisect``).
 
 Images are indexed oldest first, ``0..n-1``. The search keeps ``lo`` (newest known good, -1
-for none) and ``hi`` (oldest known bad, ``n`` for none) and probes the image nearest the
-middle of ``(lo, hi)`` until no image is left between them: ``ceil(log2(n + 1))`` probes, at
-most ``ceil(log2 n) + 1``, when every probe has a known result.
+for none) and ``hi`` (oldest known bad, ``n`` for none) and probes the middle image of
+``(lo, hi)`` until no image is left between them: ``ceil(log2(n + 1))`` probes, at most
+``ceil(log2 n) + 1``, when every probe has a known result.
 
 pytest runs items in a fixed order, so the order is fixed up front: the breadth-first order of
 the search tree (the middle image first, then the middles of both halves, ...), and an image
@@ -53,7 +53,7 @@ class BisectState:
         self.lo, self.hi = -1, len(ids)
         self.probed: list[str] = []  # in probe order
         self.skipped: list[str] = []
-        self.unknown: set[int] = set()
+        self.unknown: set[int] = set()  # probed, result unknown
         self._reached: set[str] = set()
 
     def decide(self, target: str) -> bool:

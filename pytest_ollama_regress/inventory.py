@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import Any
 
 OCI_REVISION = "org.opencontainers.image.revision"
-OCI_SOURCE = "org.opencontainers.image.source"
-OCI_VERSION = "org.opencontainers.image.version"
 
 #: The built-in suite's markers: tracked by default.
 DEFAULT_MARKERS: tuple[str, ...] = ("vision", "debug_render", "numctx", "ttft")
@@ -161,10 +159,6 @@ class InventoryRow:
         """True when a status was filled in as unconfirmed (``OK?``)."""
         return any(s.tentative for s in self.statuses.values())
 
-    def status(self, marker: str) -> MarkerStatus:
-        """The marker's status (created unknown on first use)."""
-        return self.statuses.setdefault(marker, MarkerStatus())
-
     @property
     def where(self) -> str:
         """How to name the row in a message: its file line or its target."""
@@ -173,40 +167,23 @@ class InventoryRow:
         return f"{self.file + ' ' if self.file else ''}line {self.line} ({self.target})"
 
 
-def row_from_inspect(target: str, data: Mapping[str, Any], *, ref: str = "") -> InventoryRow:
-    """A row from ``docker image inspect`` output (one element of its JSON list)."""
-    labels = (data.get("Config") or {}).get("Labels") or {}
-    return _image_row(target, ref or target, str(data.get("Id") or ""), data.get("RepoTags"),
-                      data.get("RepoDigests"), data.get("Created"), labels)
-
-
 def row_from_target(target: Any) -> InventoryRow:
-    """A row from a ``targets.Target``: image metadata when it has an ``ImageInfo``."""
+    """A row from a ``targets.Target``; images add their ``ImageInfo`` (docker inspect)."""
     info = getattr(target, "image", None)
     if info is None:
         return InventoryRow(target=target.id, ref=target.ref, kind=target.kind)
-    row = _image_row(target.id, target.ref, info.id, info.repo_tags, info.repo_digests,
-                     info.created, info.labels)
-    row.kind = target.kind
-    return row
-
-
-def _image_row(
-    target: str, ref: str, image_id: str, tags: Any, digests: Any, created: Any,
-    labels: Mapping[str, str],
-) -> InventoryRow:
-    created = str(created or "")
+    created = str(info.created or "")
     if created.startswith("0001-01-01"):  # the engine's "no time" value
         created = ""
     try:
         when = parse_created(created)
     except InventoryError as exc:
-        raise InventoryError(f"{target}: {exc}") from None
+        raise InventoryError(f"{target.id}: {exc}") from None
     return InventoryRow(
-        target=target, ref=ref, kind="image", image_id=image_id,
-        repo_tags=list(tags or []), repo_digests=list(digests or []), created=when,
-        revision=labels.get(OCI_REVISION, ""), source=labels.get(OCI_SOURCE, ""),
-        version=labels.get(OCI_VERSION, ""),
+        target=target.id, ref=target.ref, kind=target.kind, image_id=info.id,
+        repo_tags=list(info.repo_tags or []), repo_digests=list(info.repo_digests or []),
+        created=when, revision=info.revision or "", source=info.source or "",
+        version=info.version or "",
     )
 
 

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from pytest_ollama_regress.boundary import find_boundary
+from pytest_ollama_regress.docker_engine import ImageInfo
 from pytest_ollama_regress.inventory import (
     ERROR,
     FAIL,
@@ -20,9 +21,10 @@ from pytest_ollama_regress.inventory import (
     load_inventory,
     parse_created,
     parse_status,
-    row_from_inspect,
+    row_from_target,
     short_id,
 )
+from pytest_ollama_regress.targets import Target
 
 # Section 3.3 of the seed, verbatim: the hand-filled table users keep today.
 SEED_TABLE = """\
@@ -120,7 +122,7 @@ def test_marker_status_precedence_and_first_failure():
     assert bisect.text() == "not tested (bisect)"
 
 
-def test_row_from_docker_inspect():
+def test_row_from_an_image_target_and_a_sim_target():
     data = {
         "Id": "sha256:" + "ab" * 32,
         "RepoTags": ["ollama-sim:good"],
@@ -132,14 +134,18 @@ def test_row_from_docker_inspect():
             "org.opencontainers.image.version": "0.11.4",
         }},
     }
-    row = row_from_inspect("good", data)
+    row = row_from_target(Target("good", "image", "ollama-sim:good",
+                                 ImageInfo.from_inspect(data, "ollama-sim:good")))
     assert (row.target, row.short_id, row.repo_tags) == ("good", "abababa", ["ollama-sim:good"])
     assert format_created(row.created) == "2025-08-20T08:00:00Z"
     assert (row.revision, row.source, row.version) == (
         "aaaaaaa", "https://example.invalid/ollama", "0.11.4"
     )
-    assert row_from_inspect("x", {"Id": "sha256:" + "0" * 64, "Created": "0001-01-01T00:00:00Z"})\
-        .created is None
+    blank = {"Id": "sha256:" + "0" * 64, "Created": "0001-01-01T00:00:00Z"}
+    assert row_from_target(Target("x", "image", "x", ImageInfo.from_inspect(blank, "x"))).created \
+        is None
+    sim = row_from_target(Target("sim-good", "sim", "good"))
+    assert (sim.target, sim.kind, sim.image_id, sim.created) == ("sim-good", "sim", "", None)
 
 
 def test_seed_table_is_read_as_the_user_filled_it(tmp_path):

@@ -7,12 +7,14 @@ engine's own event log, filtered by the pid label every container of a run carri
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -195,10 +197,17 @@ def test_inventory_command_inspects_without_starting_containers(sim_images, tmp_
 
 @pytest.fixture(scope="session")
 def sim_images():
-    """TEMPORARY until tests/conftest.py provides the images: build or reuse them."""
-    import importlib.util
-    from pathlib import Path
+    """The simulator images by name (``good``, ``regressed``, ``hist-1`` … ``hist-6``), built
+    or reused by ``fixtures/images/build_sim_images.py``. Without an engine: skipped, or failed
+    under CI=true."""
+    from pytest_ollama_regress.docker_engine import DockerEngine, DockerError
 
+    try:
+        DockerEngine().info()
+    except DockerError as exc:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI=true but no Docker engine: {exc}", pytrace=False)
+        pytest.skip(f"no Docker engine: {exc}")
     path = Path(__file__).resolve().parent.parent / "fixtures" / "images" / "build_sim_images.py"
     spec = importlib.util.spec_from_file_location("build_sim_images", path)
     module = importlib.util.module_from_spec(spec)

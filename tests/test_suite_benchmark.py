@@ -20,6 +20,13 @@ TTFT = ("--pyargs", "pytest_ollama_regress.suite", "-p", "no:cacheprovider", "-m
         "--ollama-ttft-rounds=3", "--ollama-ttft-warmup=1")
 
 
+@pytest.fixture(autouse=True)
+def _not_an_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inner runs are sessions of their own, even when this one runs under pytest-xdist."""
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def test_clock_reports_the_recorded_ttft() -> None:
     clock = TtftClock()
     start = clock()

@@ -61,6 +61,13 @@ EXPECTED: dict[str, tuple[set[tuple[str, str]], str]] = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _not_an_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inner runs are sessions of their own, even when this one runs under pytest-xdist."""
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @dataclass(frozen=True)
 class Outcome:
     test: str
