@@ -29,7 +29,8 @@ LABEL_HOST = "io.ollama-regress.host"
 LABEL_KEEP = "io.ollama-regress.keep"
 LABEL_IMAGE = "io.ollama-regress.image"
 
-_GPU_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]*$")
+# A device index, or an NVIDIA UUID (GPU-…, MIG-…) as nvidia-smi -L prints it.
+_GPU_ID_RE = re.compile(r"^(?:\d+|(?:GPU|MIG)-[0-9A-Za-z/-]+)$")
 
 
 @dataclass(frozen=True)
@@ -57,24 +58,30 @@ class GpuRequest:
         if self.mode == "count":
             return str(self.count)
         if self.mode == "ids":
-            return ",".join(self.device_ids)
+            ids = ",".join(self.device_ids)
+            return f"device={ids}" if len(self.device_ids) == 1 else ids
         return self.mode
 
 
 def parse_gpus(value: str) -> GpuRequest:
-    """Parse ``auto|all|none|N|ID[,ID]``; ``ValueError`` with a one-line message otherwise."""
+    """Parse ``auto|all|none|N|ID[,ID]|device=ID[,ID]``; ``ValueError`` (one line) otherwise.
+
+    A bare number is a count, as for ``docker run --gpus 2``; one device index is
+    ``device=1`` (or ``1,3`` for several).
+    """
     text = value.strip()
     if text in ("auto", "all", "none"):
         return GpuRequest(text)
     if text.isdigit():
         count = int(text)
         return GpuRequest("none") if count == 0 else GpuRequest("count", count=count)
-    ids = tuple(part.strip() for part in text.split(","))
+    # A lone index is a count (as for `docker run --gpus 2`); name one device as device=1.
+    ids = tuple(part.strip() for part in text.removeprefix("device=").split(","))
     if ids and all(_GPU_ID_RE.match(part) for part in ids):
         return GpuRequest("ids", device_ids=ids)
     raise ValueError(
         f"--ollama-gpus {value!r}: expected auto, all, none, a count (e.g. 2) or device IDs "
-        "(e.g. 0,1 or GPU-<uuid>)"
+        "(e.g. 0,1 or device=1 or GPU-<uuid>)"
     )
 
 

@@ -22,7 +22,12 @@ CHANGES = {
     "vision-ignored": {"image_count_1", "image_count_2", "tags_2", "answer_1", "answer_2",
                        "image_tokens"},
     "vision-miscount": {"image_count_2", "tags_2", "answer_2"},
-    "numctx-scaled": {"ps_context_length"},
+    "images-unvalidated": {"bad_image_status"},
+    "numctx-scaled": {"ps_context_length", "ps_vision_floored"},
+    "ps-configured": {"ps_vision_floored"},
+    # the runner keeps its old (default 4096) context, so a truncate:false prompt over the
+    # requested num_ctx 300 still fits it and is accepted
+    "numctx-sticky": {"ctx_change_reloads", "ps_kept_old_ctx", "truncate_false_status"},
     "reload-thrash": {"reloads_on_repeat"},
     "silent-truncation": {"truncated_render", "truncate_false_status"},
     "slow-ttft": {"first_token_late"},
@@ -97,6 +102,34 @@ def fingerprint(profile: str) -> dict[str, object]:
         out["first_token_late"] = flushes[0] - started > 100_000_000
         gaps = [b - a for a, b in zip(flushes, flushes[1:-1], strict=False)]
         out["later_gaps_on_time"] = all(gap < 60_000_000 for gap in gaps)
+
+        bad = {"invalid": "this is not base64!",
+               "data-uri": "data:image/png;base64," + png(1, "blue")}
+        out["bad_image_status"] = tuple(
+            chat(messages=[{"role": "user", "content": "what?", "images": [image]}]).status_code
+            for image in bad.values())
+
+        def unload(model: str) -> None:
+            http.post("/api/chat", json={"model": model, "messages": [], "keep_alive": 0})
+
+        def ps_ctx(model: str) -> int:
+            return {m["name"]: m["context_length"] for m in
+                    http.get("/api/ps").json()["models"]}[model]
+
+        unload("llava:7b")
+        chat(messages=text, options={"num_ctx": 1000, "num_predict": 1})
+        out["ps_vision_floored"] = ps_ctx("llava:7b")
+
+        unload("llama3.2:3b")
+        loads = []
+        for num_ctx in (2048, 8192):
+            loads.append(http.post("/api/generate", json={
+                "model": "llama3.2:3b", "prompt": "hi", "stream": False,
+                "options": {"num_ctx": num_ctx, "num_predict": 1}}).json()["load_duration"])
+            if num_ctx == 2048:
+                before = ps_ctx("llama3.2:3b")
+        out["ctx_change_reloads"] = loads[1] >= LOAD_MS * 1_000_000
+        out["ps_kept_old_ctx"] = ps_ctx("llama3.2:3b") == before
     return out
 
 
@@ -127,6 +160,9 @@ def test_good_fingerprint_is_correct(good):
     assert "SYSTEM keep me" in good["truncated_render"]
     assert good["truncate_false_status"] == 400
     assert good["first_token_late"] is False and good["later_gaps_on_time"] is True
+    assert good["bad_image_status"] == (400, 400)
+    assert good["ps_vision_floored"] == 2048
+    assert good["ctx_change_reloads"] is True and good["ps_kept_old_ctx"] is False
 
 
 @pytest.mark.parametrize("name", [p for p in PROFILES if p != "good"])
@@ -144,6 +180,12 @@ def test_profile_details(fingerprints):
     assert miscount["image_count_2"] == 1 and miscount["tags_2"] == 1
     assert miscount["answer_2"] == "I see 3 (three) red shapes on a white background."
     assert fingerprints("numctx-scaled")["ps_context_length"] == 1024
+    assert fingerprints("ps-configured")["ps_vision_floored"] == 1000
+    assert fingerprints("images-unvalidated")["bad_image_status"] == (200, 200)
+    sticky = fingerprints("numctx-sticky")
+    assert sticky["ctx_change_reloads"] is False and sticky["ps_kept_old_ctx"] is True
+    assert sticky["truncate_false_status"] == 200 and \
+        sticky["truncated_render"] == fingerprints("good")["truncated_render"]
     silent = fingerprints("silent-truncation")
     assert "SYSTEM keep me" not in silent["truncated_render"]
     assert silent["truncate_false_status"] == 200
@@ -164,6 +206,23 @@ def test_silent_truncation_cuts_mid_message():
     assert user_header + "LAST" in render
 
 
+def test_images_unvalidated_strips_data_uri_and_ignores_garbage():
+    with SimServer(profile="images-unvalidated", latency=LAT, log_stream=io.StringIO()) as sim, \
+            httpx.Client(base_url=sim.url, timeout=10) as http:
+        def answer(image: str) -> str:
+            response = http.post("/api/generate", json={
+                "model": "llava:7b", "prompt": "what?", "images": [image], "stream": False})
+            assert response.status_code == 200, response.text
+            return response.json()["response"]
+
+        seen = answer("data:image/png;base64," + png(2, "blue"))
+        ignored = answer("this is not base64!")
+    assert seen == "I see 2 (two) blue shapes on a white background."
+    assert "blue" not in ignored and "shape" not in ignored
+    assert get_profile("good").decode_image(png(1, "red")) == \
+        get_profile("images-unvalidated").decode_image(png(1, "red"))
+
+
 def test_slow_ttft_default_delay_and_bad_value():
     assert get_profile("slow-ttft").first_token_delay_ns({}) == 250_000_000
     with pytest.raises(ValueError, match="OLLAMA_SIM_TTFT_DELAY_MS"):
@@ -182,5 +241,6 @@ def test_profiles_registry_is_extensible():
         name = "custom"
 
     assert Custom().filter_images([1, 2]) == [1, 2]
-    assert set(PROFILES) == {"good", "vision-ignored", "vision-miscount", "numctx-scaled",
+    assert set(PROFILES) == {"good", "vision-ignored", "vision-miscount", "images-unvalidated",
+                             "numctx-scaled", "ps-configured", "numctx-sticky",
                              "reload-thrash", "silent-truncation", "slow-ttft"}

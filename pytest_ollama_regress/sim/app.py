@@ -356,7 +356,7 @@ class App:
         started = time.perf_counter_ns()
         record = self.new_record(route, started)
         ex.attach(record)
-        req = decode(ex.body, route, self.features)
+        req = decode(ex.body, route, self.features, self.profile.decode_image)
         prepare = prepare_chat if route == "chat" else prepare_generate
         result = prepare(self, req, started)
         if isinstance(result, Special):

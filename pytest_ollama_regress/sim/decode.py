@@ -7,6 +7,7 @@ order wins; ``images`` are decoded as Go ``[]byte`` (standard base64).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from pytest_ollama_regress.sim import errors
@@ -79,8 +80,13 @@ def parse_body(body: bytes) -> Any:
         raise ApiError(400, go_json_error(text, exc)) from None
 
 
-def decode(body: bytes, route: str, features: Features) -> dict[str, Any]:
-    """Decode and type-check a request body for ``route``."""
+ImageDecoder = Callable[[str], "bytes | None"]
+"""One ``images`` entry -> bytes, ``None`` to drop it; raises ``Base64Error`` for a 400."""
+
+
+def decode(body: bytes, route: str, features: Features,
+           image_decoder: ImageDecoder = go_b64decode) -> dict[str, Any]:
+    """Decode and type-check a request body for ``route`` (images with ``image_decoder``)."""
     raw = parse_body(body)
     struct, schema = SCHEMAS[route]
     if not isinstance(raw, dict):
@@ -94,22 +100,23 @@ def decode(body: bytes, route: str, features: Features) -> dict[str, Any]:
         schema = {k: v for k, v in schema.items() if k not in ("logprobs", "top_logprobs")}
     if route == "embed" and not features.embed_dimensions:
         schema = {k: v for k, v in schema.items() if k != "dimensions"}
-    return _decode_object(raw, struct, schema, features, prefix="")
+    return _decode_object(raw, struct, schema, features, prefix="", images=image_decoder)
 
 
 def _decode_object(raw: dict, struct: str, schema: dict[str, str], features: Features,
-                   prefix: str) -> dict[str, Any]:
+                   prefix: str, images: ImageDecoder) -> dict[str, Any]:
     lowered = {k.lower(): k for k in schema}
     out: dict[str, Any] = {}
     for key, value in raw.items():
         name = key if key in schema else lowered.get(key.lower())
         if name is None:
             continue  # unknown fields are ignored
-        out[name] = _decode_value(value, schema[name], struct, prefix + name, features)
+        out[name] = _decode_value(value, schema[name], struct, prefix + name, features, images)
     return out
 
 
-def _decode_value(value: Any, kind: str, struct: str, field: str, features: Features) -> Any:
+def _decode_value(value: Any, kind: str, struct: str, field: str, features: Features,
+                  images: ImageDecoder) -> Any:
     if value is None:
         return None
     if kind == "any":
@@ -138,15 +145,17 @@ def _decode_value(value: Any, kind: str, struct: str, field: str, features: Feat
     if not isinstance(value, list):
         raise _type_error(value, struct, field, kind)
     if kind == "b64list":
-        images = []
+        decoded = []
         for item in value:
             if not isinstance(item, str):
                 raise _type_error(item, struct, field, "[]uint8")
             try:
-                images.append(go_b64decode(item))
+                data = images(item)
             except Base64Error as exc:
                 raise ApiError(400, str(exc)) from None
-        return images
+            if data is not None:
+                decoded.append(data)
+        return decoded
     if kind == "intlist":
         for item in value:
             if isinstance(item, bool) or not isinstance(item, (int, float)):
@@ -157,7 +166,8 @@ def _decode_value(value: Any, kind: str, struct: str, field: str, features: Feat
         for item in value:
             if not isinstance(item, dict):
                 raise _type_error(item, struct, field, kind)
-            msg = _decode_object(item, struct, MESSAGE, features, prefix=field + ".")
+            msg = _decode_object(item, struct, MESSAGE, features, prefix=field + ".",
+                                 images=images)
             msg["role"] = (msg.get("role") or "").lower()
             messages.append(msg)
         return messages

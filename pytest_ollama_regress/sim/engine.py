@@ -178,14 +178,16 @@ class RunnerPlan:
     use_mmap: bool | None = None
     num_thread: int = 0
     auto_ctx: bool = False
+    configured: int = 0  # the num_ctx asked for (request or default), before floors and clamp
 
-    def differs(self, other: RunnerPlan, features: Features) -> bool:
-        """``needsReload`` on the ``api.Runner`` options."""
+    def differs(self, other: RunnerPlan, features: Features, *, compare_ctx: bool = True) -> bool:
+        """``needsReload`` on the ``api.Runner`` options (``compare_ctx=False``: a profile
+        whose scheduler does not see a changed context)."""
         if features.ps_reports_clamped:
             same_ctx = self.ctx == other.ctx or (self.auto_ctx and other.auto_ctx)
         else:
             same_ctx = self.num_ctx == other.num_ctx
-        if not same_ctx:
+        if compare_ctx and not same_ctx:
             return True
         if other.num_gpu != -1 and self.num_gpu != other.num_gpu:
             return True
@@ -197,8 +199,8 @@ def plan_runner(spec: ModelSpec, options: Mapping[str, Any], config: ServerConfi
     """Effective runner options for ``spec`` (section 6.2: default, floors, clamp)."""
     features = config.features
     auto = "num_ctx" not in options and config.context_length <= 0
-    num_ctx = int(options.get("num_ctx", config.default_num_ctx))
-    num_ctx = max(num_ctx, 4)
+    configured = int(options.get("num_ctx", config.default_num_ctx))
+    num_ctx = max(configured, 4)
     if spec.is_vision and features.vision_ctx_floor:
         num_ctx = max(num_ctx, 2048)
     ctx = min(num_ctx, spec.context_length)
@@ -207,7 +209,7 @@ def plan_runner(spec: ModelSpec, options: Mapping[str, Any], config: ServerConfi
         num_ctx=num_ctx, ctx=ctx, parallel=parallel,
         num_batch=int(options.get("num_batch", 512)), num_gpu=int(options.get("num_gpu", -1)),
         main_gpu=int(options.get("main_gpu", 0)), use_mmap=options.get("use_mmap"),
-        num_thread=int(options.get("num_thread", 0)), auto_ctx=auto,
+        num_thread=int(options.get("num_thread", 0)), auto_ctx=auto, configured=configured,
     )
 
 
@@ -244,7 +246,8 @@ class Runner:
     def ps_context_length(self) -> int:
         features = self.config.features
         per_slot = self.plan.ctx if features.ps_reports_clamped else self.plan.num_ctx
-        return self.config.profile.ps_context_length(per_slot, self.plan.parallel)
+        return self.config.profile.ps_context_length(per_slot, self.plan.parallel,
+                                                     self.plan.configured)
 
 
 @dataclass
@@ -297,11 +300,12 @@ class Scheduler:
         """A runner for ``spec`` with ``plan``, loading or reloading as the real scheduler."""
         keep = self.config.keep_alive_s if keep_alive is None else keep_alive
         features = self.config.features
+        compare_ctx = self.config.profile.num_ctx_change_reloads
         with self._lock:
             self._expire_locked()
             runner = self.runners.get(spec.name)
             if runner is not None and not self.config.profile.needs_reload(
-                    runner.plan.differs(plan, features)):
+                    runner.plan.differs(plan, features, compare_ctx=compare_ctx)):
                 return self._assign_locked(runner, keep, started_ns, loaded=False)
             if self._pending >= self.config.max_queue:
                 raise errors.busy()
@@ -312,7 +316,7 @@ class Scheduler:
                     self._expire_locked()
                     runner = self.runners.get(spec.name)
                     if runner is not None:
-                        changed = runner.plan.differs(plan, features)
+                        changed = runner.plan.differs(plan, features, compare_ctx=compare_ctx)
                         if not changed and not self.config.profile.needs_reload(False):
                             return self._assign_locked(runner, keep, started_ns, loaded=False)
                         self.log("DEBUG", "sched.go", "reloading", runner=spec.name,

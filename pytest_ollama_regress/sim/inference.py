@@ -286,13 +286,15 @@ def prepare_chat(app: App, req: dict[str, Any], started_ns: int
     msgs = _filter_images(app, msgs)
     if spec.system and msgs[0].role != "system":
         msgs.insert(0, Msg("system", spec.system))
-    assignment = app.scheduler.acquire(spec, plan_runner(spec, options, app.config),
-                                       keep_alive, started_ns)
+    wanted = plan_runner(spec, options, app.config)
+    assignment = app.scheduler.acquire(spec, wanted, keep_alive, started_ns)
     try:
+        # the server drops history for the request's context; the runner has its own (the
+        # same unless a profile kept an old runner)
         ctx = assignment.runner.plan.ctx
         truncate = req.get("truncate") is not False
         prompt = chat_prompt(
-            spec, msgs, num_ctx=ctx, truncate=truncate or not app.profile.honours_truncate_false,
+            spec, msgs, num_ctx=wanted.ctx, truncate=truncate or not app.profile.honours_truncate_false,
             mode=app.profile.truncation, think=req.get("think") if think_on or
             req.get("think") is False else None, tools=bool(tools), debug=app.debug_kv)
         app.debug_kv("chat request", {"images": len(prompt.images), "prompt": prompt.text})
@@ -349,8 +351,8 @@ def prepare_generate(app: App, req: dict[str, Any], started_ns: int
                                            keep_alive, started_ns)
         app.scheduler.release(assignment.runner, keep_alive)
         return Special("load", name)
-    assignment = app.scheduler.acquire(spec, plan_runner(spec, options, app.config),
-                                       keep_alive, started_ns)
+    wanted = plan_runner(spec, options, app.config)
+    assignment = app.scheduler.acquire(spec, wanted, keep_alive, started_ns)
     try:
         ctx = assignment.runner.plan.ctx
         truncate = req.get("truncate") is not False
@@ -366,13 +368,13 @@ def prepare_generate(app: App, req: dict[str, Any], started_ns: int
             msgs = [Msg("system", system)] if system else []
             if app.features.generate_image_inline:
                 msgs.append(Msg("user", prompt_text, images))
-                prompt = chat_prompt(spec, msgs, num_ctx=ctx, truncate=truncate,
+                prompt = chat_prompt(spec, msgs, num_ctx=wanted.ctx, truncate=truncate,
                                      mode=app.profile.truncation, think=req.get("think"),
                                      debug=app.debug_kv)
             else:
                 msgs += [Msg("user", f"[img-{i}]") for i in range(len(images))]
                 msgs.append(Msg("user", prompt_text))
-                prompt = chat_prompt(spec, msgs, num_ctx=ctx, truncate=truncate,
+                prompt = chat_prompt(spec, msgs, num_ctx=wanted.ctx, truncate=truncate,
                                      mode=app.profile.truncation, think=req.get("think"),
                                      debug=app.debug_kv)
                 prompt.images = list(images)

@@ -7,10 +7,14 @@ a profile, subclass ``Profile``, override the hook, and add an instance to ``PRO
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import TypeVar
 
+from pytest_ollama_regress.sim.wire import Base64Error, go_b64decode
+
 T = TypeVar("T")
+_DATA_URI = re.compile(r"^data:[^,]*?;base64,", re.IGNORECASE)
 
 
 class Profile:
@@ -19,17 +23,34 @@ class Profile:
     name = "good"
     description = "no regression: behaves like the real server of the simulated version"
 
+    def decode_image(self, data: str) -> bytes | None:
+        """An ``images`` entry as bytes (Go's ``[]byte`` binding); ``None`` drops it.
+
+        Raises ``Base64Error`` (``illegal base64 data at input byte N``: a 400) for anything
+        that is not standard base64, a ``data:`` URI included.
+        """
+        return go_b64decode(data)
+
     def filter_images(self, images: Sequence[T]) -> list[T]:
         """Images that survive until rendering (the runner sees exactly these)."""
         return list(images)
 
-    def ps_context_length(self, per_slot: int, num_parallel: int) -> int:
-        """``/api/ps`` ``context_length`` for a runner with ``per_slot`` context."""
+    def ps_context_length(self, per_slot: int, num_parallel: int, configured: int) -> int:
+        """``/api/ps`` ``context_length`` for a runner with ``per_slot`` context.
+
+        ``configured`` is the ``num_ctx`` the load asked for (request or default) before
+        the scheduler's floors and the clamp.
+        """
         return per_slot
 
     def needs_reload(self, options_changed: bool) -> bool:
         """Whether a loaded runner is reloaded for this request."""
         return options_changed
+
+    @property
+    def num_ctx_change_reloads(self) -> bool:
+        """Whether a different ``num_ctx`` counts as a changed runner option."""
+        return True
 
     @property
     def truncation(self) -> str:
@@ -65,12 +86,43 @@ class VisionMiscount(Profile):
         return items[:-1] if len(items) >= 2 else items
 
 
+class ImagesUnvalidated(Profile):
+    name = "images-unvalidated"
+    description = ("images are not validated: a data: URI prefix is stripped and undecodable "
+                   "base64 is ignored instead of a 400")
+
+    def decode_image(self, data: str) -> bytes | None:
+        try:
+            return go_b64decode(_DATA_URI.sub("", data, count=1))
+        except Base64Error:
+            return None
+
+
 class NumCtxScaled(Profile):
     name = "numctx-scaled"
     description = "/api/ps context_length is divided by OLLAMA_NUM_PARALLEL"
 
-    def ps_context_length(self, per_slot: int, num_parallel: int) -> int:
+    def ps_context_length(self, per_slot: int, num_parallel: int, configured: int) -> int:
         return per_slot // max(num_parallel, 1)
+
+
+class PsConfigured(Profile):
+    name = "ps-configured"
+    description = ("/api/ps context_length is the num_ctx as configured (request or default), "
+                   "before the floors of 4 and 2048 (vision) the runner really runs with")
+
+    def ps_context_length(self, per_slot: int, num_parallel: int, configured: int) -> int:
+        return configured
+
+
+class NumCtxSticky(Profile):
+    name = "numctx-sticky"
+    description = ("a changed num_ctx does not reload: the loaded runner keeps its old context "
+                   "(and /api/ps keeps reporting it)")
+
+    @property
+    def num_ctx_change_reloads(self) -> bool:
+        return False
 
 
 class ReloadThrash(Profile):
@@ -116,7 +168,10 @@ PROFILES: dict[str, Profile] = {
         Profile(),
         VisionIgnored(),
         VisionMiscount(),
+        ImagesUnvalidated(),
         NumCtxScaled(),
+        PsConfigured(),
+        NumCtxSticky(),
         ReloadThrash(),
         SilentTruncation(),
         SlowTtft(),

@@ -6,13 +6,14 @@ Streams use chunked transfer encoding, one chunk per NDJSON line, flushed at onc
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 import socket
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -168,6 +169,10 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _dispatch(self) -> None:
+        with self.server.tracking():
+            self._dispatch_tracked()
+
+    def _dispatch_tracked(self) -> None:
         started = time.perf_counter_ns()
         method = self.command
         path = self.path.split("?", 1)[0]
@@ -283,7 +288,28 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], app: App) -> None:
         self.app = app
+        self._inflight = 0
+        self._idle = threading.Condition()
         super().__init__(address, _Handler)
+
+    @contextlib.contextmanager
+    def tracking(self) -> Iterator[None]:
+        """Count a request as in flight until its response is written and logged."""
+        with self._idle:
+            self._inflight += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._inflight -= 1
+                self._idle.notify_all()
+
+    def drain(self, timeout: float = 2.0) -> None:
+        """Wait (bounded) for in-flight requests to finish, as a graceful shutdown does."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._inflight > 0 and (left := deadline - time.monotonic()) > 0:
+                self._idle.wait(left)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A peer resetting an idle keep-alive connection is normal; log anything else."""
@@ -344,6 +370,7 @@ class SimServer:
             httpd.shutdown()
             self._thread.join(timeout=5)
             self._thread = None
+        httpd.drain()
         httpd.server_close()
 
     def __enter__(self) -> SimServer:

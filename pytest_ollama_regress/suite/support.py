@@ -8,8 +8,10 @@ from typing import Any, NoReturn
 
 import pytest
 
+from pytest_ollama_regress.catalogue import find_model, parse_model_selector
 from pytest_ollama_regress.expectations import Expectations
 from pytest_ollama_regress.numctx import ModelLimits
+from pytest_ollama_regress.plugins.targets import settings_of
 
 ANSWER_OPTIONS: dict[str, Any] = {"temperature": 0, "seed": 42, "num_predict": 96}
 """Sampling for answers that are checked: deterministic and short."""
@@ -66,3 +68,17 @@ def ps_entry(client: Any, model: str) -> Mapping[str, Any] | None:
         if wanted in names:
             return entry
     return None
+
+
+def non_vision_model(config: pytest.Config, models: Iterable[Any], target_id: str) -> str:
+    """A completion model without vision: ``--ollama-model NAME`` when NAME is one, else the
+    first such model in discovery order; skips the check when the target has none."""
+    entries = [m for m in models if m.is_completion and not m.is_vision]
+    selector = parse_model_selector(settings_of(config).model)
+    named = find_model(entries, selector.value) if selector.kind == "name" else None
+    if named is not None:
+        return str(named.name)
+    if not entries:
+        pytest.skip(f"target {target_id} has no completion model without vision; pull one "
+                    "(e.g. llama3.2) to check images sent to a model without vision")
+    return str(entries[0].name)

@@ -2,15 +2,19 @@
 
 ``/api/ps`` ``context_length`` must equal what the selected policy (``--ollama-numctx-policy``,
 see ``pytest_ollama_regress.numctx``) predicts for several requests, with the default
-environment and with ``OLLAMA_NUM_PARALLEL=4`` (it is per slot, never scaled). Reloads are
-read from ``load_duration``: an identical request or a sampling-only change must not reload,
-a different context must. Over-long history must lose whole oldest messages (system and
-last kept, as the debug render shows), fit ``num_ctx``, and from v0.12.6 ``truncate:false``
-must be a 400. The truncation check reports how many tokens were lost.
+environment and with ``OLLAMA_NUM_PARALLEL=4`` (it is per slot, never scaled), on
+``ollama_model`` and, for the vision floor, on ``ollama_vision_model``. Reloads are read from
+``load_duration``: an identical request or a sampling-only change must not reload, a
+different context must. Over-long history must lose whole oldest messages (system and last
+kept, as the debug render shows), fit the effective context (``num_ctx`` 256 after the
+floors: 2048 on a vision model), and from v0.12.6 ``truncate:false`` must be a 400. The
+truncation check reports how many tokens were lost. Every check that reads a runner's context
+unloads the model first, so no check depends on what an earlier one left loaded.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -34,14 +38,20 @@ from pytest_ollama_regress.suite.support import (
 
 pytestmark = pytest.mark.numctx
 
-CASES = ["floor", "small", "medium", "beyond-model", "default", "vision-floor"]
-STOCK_NUM_CTX = {"floor": 2, "small": 1000, "medium": 8192, "default": None, "vision-floor": 512}
+CASES = ["floor", "small", "medium", "beyond-model", "default"]
+VISION_FLOOR = "vision-floor"
+STOCK_NUM_CTX = {"floor": 2, "small": 1000, "medium": 8192, "default": None,
+                 VISION_FLOOR: 1000}
 DYNAMIC_LENGTH = {"floor": 100, "small": 3000, "medium": 20000, "default": 20,
-                  "vision-floor": 100}
+                  VISION_FLOOR: 100}
 HEAVY_CONTEXT = 32768
 """Above this, a check loads a real model at its full context: only simulators run it."""
 QUICK: dict[str, Any] = {"temperature": 0, "num_predict": 1}
 TRUNCATION_NUM_CTX = 256
+FULL_NUM_CTX = 16384
+"""The context the truncation check measures the whole history at (tokens lost)."""
+TOKENS_PER_TURN = 40
+"""About what one turn of ``_history`` costs (markers, 32 filler words, template)."""
 
 
 def _request(policy: Policy, case: str, limits: ModelLimits,
@@ -61,12 +71,16 @@ def _request(policy: Policy, case: str, limits: ModelLimits,
     return ContextRequest(num_ctx, message_length(messages)), messages, options
 
 
-def _check_ps(request: pytest.FixtureRequest, client: Any, target: Any, expect: Expectations,
-              policy: Policy, case: str) -> None:
-    model = str(request.getfixturevalue(
-        "ollama_vision_model" if case == "vision-floor" else "ollama_model"))
+def _check_ps(client: Any, model: str, target: Any, expect: Expectations, policy: Policy,
+              case: str) -> None:
+    """One request of ``case`` on an unloaded ``model``, then its ``/api/ps`` entry.
+
+    The model is unloaded first, so what earlier checks loaded cannot decide the outcome (a
+    runner kept across a num_ctx change is ``test_num_ctx_change_reloads``'s business).
+    """
     limits = model_limits(client, model)
     context, messages, options = _request(policy, case, limits, target)
+    client.unload(model)
     client.chat(model, messages, options={**QUICK, **options})
     entry = ps_entry(client, model)
     check(entry is not None, f"{model} is not in /api/ps right after a request")
@@ -84,24 +98,43 @@ def _check_ps(request: pytest.FixtureRequest, client: Any, target: Any, expect: 
                "(scaled by numParallel)")
     elif actual is None:
         why = "/api/ps has no context_length"
+    elif actual == context.num_ctx:
+        steps = "the floors" if actual < min(expected) else "the clamp"
+        applied = expect.ps_context_rule
+        why = f"/api/ps shows the num_ctx as requested, not the runner's context after {steps}"
     else:
         why = f"the {policy.name} policy predicts {wanted} for {context}"
     fail(applied.fail(f"context_length {actual} != {wanted} ({case}, {model}): {why}"))
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_ps_context_length(request: pytest.FixtureRequest, ollama: Any, ollama_target: Any,
+def test_ps_context_length(ollama: Any, ollama_model: str, ollama_target: Any,
                            ollama_expect: Expectations, ollama_numctx_policy: Policy,
                            case: str) -> None:
-    _check_ps(request, ollama, ollama_target, ollama_expect, ollama_numctx_policy, case)
+    _check_ps(ollama, ollama_model, ollama_target, ollama_expect, ollama_numctx_policy, case)
+
+
+def test_ps_context_length_vision_floor(ollama: Any, ollama_vision_model: str,
+                                        ollama_target: Any, ollama_expect: Expectations,
+                                        ollama_numctx_policy: Policy) -> None:
+    _check_ps(ollama, ollama_vision_model, ollama_target, ollama_expect, ollama_numctx_policy,
+              VISION_FLOOR)
 
 
 @pytest.mark.ollama_env(OLLAMA_NUM_PARALLEL="4")
 @pytest.mark.parametrize("case", CASES)
-def test_ps_context_length_num_parallel_4(request: pytest.FixtureRequest, ollama: Any,
-                                          ollama_target: Any, ollama_expect: Expectations,
+def test_ps_context_length_num_parallel_4(ollama: Any, ollama_model: str, ollama_target: Any,
+                                          ollama_expect: Expectations,
                                           ollama_numctx_policy: Policy, case: str) -> None:
-    _check_ps(request, ollama, ollama_target, ollama_expect, ollama_numctx_policy, case)
+    _check_ps(ollama, ollama_model, ollama_target, ollama_expect, ollama_numctx_policy, case)
+
+
+@pytest.mark.ollama_env(OLLAMA_NUM_PARALLEL="4")
+def test_ps_context_length_vision_floor_num_parallel_4(
+        ollama: Any, ollama_vision_model: str, ollama_target: Any, ollama_expect: Expectations,
+        ollama_numctx_policy: Policy) -> None:
+    _check_ps(ollama, ollama_vision_model, ollama_target, ollama_expect, ollama_numctx_policy,
+              VISION_FLOOR)
 
 
 # -- reloads -----------------------------------------------------------------------------------
@@ -158,9 +191,16 @@ def test_num_ctx_change_reloads(ollama: Any, ollama_model: str,
                                 ollama_numctx_policy: Policy) -> None:
     first, second = _context_pair(ollama_numctx_policy)
     cold, changed = _cold_then(ollama, ollama_model, first, second)
-    check(changed >= cold / 2, rule("reload on num_ctx change").fail(
-        f"load_duration {_ms(changed)} after changing the context (cold load {_ms(cold)}): "
-        "the runner kept its old context instead of reloading"))
+    if changed >= cold / 2:
+        return
+    change = (f"num_ctx {first[1]['num_ctx']} -> {second[1]['num_ctx']}" if second[1] else
+              f"message length {message_length(first[0])} -> {message_length(second[0])} bytes")
+    entry = ps_entry(ollama, ollama_model)
+    shown = f"; /api/ps still reports context_length {entry.get('context_length')}" \
+        if entry else ""
+    fail(rule("reload on num_ctx change").fail(
+        f"load_duration {_ms(changed)} after changing the context ({change}; cold load "
+        f"{_ms(cold)}): the runner kept its old context instead of reloading{shown}"))
 
 
 # -- truncation --------------------------------------------------------------------------------
@@ -174,9 +214,34 @@ def _history(pairs: int = 10) -> list[dict[str, str]]:
     for i in range(2 * pairs):
         role = "user" if i % 2 == 0 else "assistant"
         messages.append({"role": role,
-                         "content": f"M{i:02d}-BEGIN {filler(160).strip()} M{i:02d}-END"})
+                         "content": f"M{i:03d}-BEGIN {filler(160).strip()} M{i:03d}-END"})
     messages.append({"role": "user", "content": "LAST-BEGIN Which markers do you see? LAST-END"})
     return messages
+
+
+def _truncation_setup(client: Any, model: str, target: Any, expect: Expectations,
+                      policy: Policy) -> tuple[list[dict[str, str]], dict[str, Any], int]:
+    """(history, options, effective context) for the truncation checks, from a cold model.
+
+    ``num_ctx`` 256 is what is asked; the context the runner really gets comes from the
+    policy (a vision model's floor raises it to 2048), and the history is made about 2.5
+    times that long, so it must be truncated whatever the floor. The model is unloaded first
+    so that a runner left by an earlier check cannot decide the outcome.
+    """
+    client.unload(model)
+    if policy.name == DYNAMIC:
+        return _history(), {}, 0
+    limits = model_limits(client, model)
+    effective = max(policy.effective(ContextRequest(TRUNCATION_NUM_CTX), limits, expect,
+                                     env=target.env))
+    pairs = max(10, math.ceil(2.5 * effective / (2 * TOKENS_PER_TURN)))
+    return _history(pairs), {"num_ctx": TRUNCATION_NUM_CTX}, effective
+
+
+def _context_text(effective: int) -> str:
+    if effective == TRUNCATION_NUM_CTX:
+        return f"num_ctx {effective}"
+    return f"num_ctx {effective} (requested {TRUNCATION_NUM_CTX}, raised by the floors)"
 
 
 def _markers(message: dict[str, str]) -> tuple[str, str]:
@@ -228,9 +293,9 @@ def test_truncation_keeps_system_and_last(ollama: Any, ollama_model: str,
                                           ollama_target: Any, ollama_expect: Expectations,
                                           ollama_numctx_policy: Policy,
                                           record_property: Any) -> None:
-    messages = _history()
     dynamic = ollama_numctx_policy.name == DYNAMIC
-    options = {} if dynamic else {"num_ctx": TRUNCATION_NUM_CTX}
+    messages, options, effective = _truncation_setup(
+        ollama, ollama_model, ollama_target, ollama_expect, ollama_numctx_policy)
     states: list[str] = []
     if ollama_expect.debug_render:  # which messages survived (v0.11.5+)
         render = ollama.render_chat(ollama_model, messages, options=options)
@@ -242,42 +307,51 @@ def test_truncation_keeps_system_and_last(ollama: Any, ollama_model: str,
         else:
             _check_survivors(states, "truncation drops oldest messages")
             check("dropped" in states, rule("truncation drops oldest messages").fail(
-                f"nothing was dropped from a {len(messages)}-message history at num_ctx "
-                f"{TRUNCATION_NUM_CTX}: the server did not truncate"))
+                f"nothing was dropped from a {len(messages)}-message history at "
+                f"{_context_text(effective)}: the server did not truncate"))
+    full_ctx = max(FULL_NUM_CTX, 4 * effective)
     short = ollama.chat(ollama_model, messages, options={**QUICK, **options}).metrics
-    full = ollama.chat(ollama_model, messages, options={**QUICK, "num_ctx": 16384}).metrics
+    full = ollama.chat(ollama_model, messages, options={**QUICK, "num_ctx": full_ctx}).metrics
     lost = max(full.prompt_eval_count - short.prompt_eval_count, 0)
     dropped = f"{states.count('dropped')} of {len(messages)} messages dropped, " if states else ""
     record_property("ollama_tokens_lost", lost)
     record_property("ollama_note", (
-        f"numctx truncation on {ollama_target.id}: {dropped}{lost} of "
+        f"numctx truncation on {ollama_target.id} ({ollama_model}): {dropped}{lost} of "
         f"{full.prompt_eval_count} prompt tokens lost "
-        f"({'dynamic policy' if dynamic else f'num_ctx {TRUNCATION_NUM_CTX}'})"))
+        f"({'dynamic policy' if dynamic else _context_text(effective)})"))
     if not dynamic:
-        check(short.prompt_eval_count <= TRUNCATION_NUM_CTX, rule(
+        check(short.prompt_eval_count <= effective, rule(
             "prompt_eval_count <= num_ctx").fail(
-            f"prompt_eval_count {short.prompt_eval_count} > num_ctx {TRUNCATION_NUM_CTX}: "
+            f"prompt_eval_count {short.prompt_eval_count} > {_context_text(effective)}: "
             f"the prompt does not fit the context ({lost} tokens were lost)"))
+        check(full.prompt_eval_count > effective, rule("reload on num_ctx change").fail(
+            f"at num_ctx {full_ctx} the {len(messages)}-message history was evaluated as only "
+            f"{full.prompt_eval_count} prompt tokens, no more than at {_context_text(effective)}"
+            ": the runner kept its old context instead of reloading, so the tokens lost "
+            "cannot be counted"))
     elif not states:
         check(lost == 0, rule("dynamic num_ctx keeps history").fail(
             f"{lost} prompt tokens were lost although the context grows with the history"))
 
 
-def test_truncate_false_rejected(ollama: Any, ollama_model: str, ollama_expect: Expectations,
+def test_truncate_false_rejected(ollama: Any, ollama_model: str, ollama_target: Any,
+                                 ollama_expect: Expectations,
                                  ollama_numctx_policy: Policy) -> None:
     if not ollama_expect.truncate_field:
         pytest.skip(ollama_expect.skip_reason("truncate:false rejected"))
     if ollama_numctx_policy.name == DYNAMIC:
         pytest.skip("the dynamic policy sizes the context from the messages: nothing exceeds it")
     applied = rule("truncate:false rejected")
+    messages, options, effective = _truncation_setup(
+        ollama, ollama_model, ollama_target, ollama_expect, ollama_numctx_policy)
     try:
-        result = ollama.chat(ollama_model, _history(),
-                             options={**QUICK, "num_ctx": TRUNCATION_NUM_CTX}, truncate=False)
+        result = ollama.chat(ollama_model, messages, options={**QUICK, **options},
+                             truncate=False)
     except OllamaError as exc:
         check(exc.status == 400 and is_context_limit_error(exc.message), applied.fail(
             f"expected a 400 context-length error, got status {exc.status}: {exc.message!r}"))
         return
     fail(applied.fail(
-        f"truncate:false was ignored: the over-long history was truncated silently to "
-        f"prompt_eval_count {result.metrics.prompt_eval_count} at num_ctx "
-        f"{TRUNCATION_NUM_CTX}"))
+        f"truncate:false was ignored: the over-long {len(messages)}-message history was "
+        f"truncated silently to prompt_eval_count {result.metrics.prompt_eval_count} at "
+        f"{_context_text(effective)}"))

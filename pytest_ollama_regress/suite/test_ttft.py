@@ -6,7 +6,8 @@ pytest-benchmark's numbers *are* TTFT (see ``ttft_probe``); ``extra_info`` keeps
 ``load_duration``, ``prompt_eval_duration`` and eval rate, and the JSON gets p50/p95/p99.
 Each round must show its first token right after the server's load and prefill, and with
 ``--ollama-baseline`` and ``--ollama-ttft-max-regression`` a candidate's median may not exceed
-the baseline's by more than the allowed percentage.
+the baseline's by more than the allowed percentage. TTFT is the first answer token: a model
+with the ``thinking`` capability is asked with ``think: false`` (see ``ttft_probe``).
 """
 
 from __future__ import annotations

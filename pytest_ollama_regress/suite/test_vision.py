@@ -28,6 +28,7 @@ from pytest_ollama_regress.suite.support import (
     fail,
     mentions,
     needs_debug_render,
+    non_vision_model,
 )
 
 pytestmark = pytest.mark.vision
@@ -155,16 +156,15 @@ def test_broken_image_is_rejected(ollama: Any, ollama_vision_model: str, endpoin
     fail(applied.fail(f"{kind} image was accepted (200): it must be a 400"))
 
 
-def test_images_to_non_vision_model(ollama: Any, ollama_model: str, ollama_models: list[Any],
-                                    ollama_expect: Expectations) -> None:
-    entry = next((m for m in ollama_models if m.name == ollama_model), None)
-    if entry is not None and entry.is_vision:
-        pytest.skip(f"{ollama_model} has vision; this check needs a model without it")
+def test_images_to_non_vision_model(ollama: Any, ollama_models: list[Any], ollama_target: Any,
+                                    ollama_expect: Expectations,
+                                    pytestconfig: pytest.Config) -> None:
+    model = non_vision_model(pytestconfig, ollama_models, ollama_target.id)
     picture = make_picture(3, "red")
     applied = ollama_expect.non_vision_images_rule
     messages = [{"role": "user", "content": QUESTION, "images": [picture.png]}]
     try:
-        answer = ollama.chat(ollama_model, messages, options=ANSWER_OPTIONS).text
+        answer = ollama.chat(model, messages, options=ANSWER_OPTIONS).text
     except OllamaError as exc:
         check(not ollama_expect.non_vision_images_accepted, applied.fail(
             f"the request failed ({exc}): this version accepts images for any model"))
@@ -172,8 +172,8 @@ def test_images_to_non_vision_model(ollama: Any, ollama_model: str, ollama_model
         return
     seen = mentions(answer, ("red",))
     check(not seen, applied.fail(
-        f"{ollama_model} has no vision yet described {picture.label}\nanswer: {answer!r}"))
+        f"{model} has no vision yet described {picture.label}\nanswer: {answer!r}"))
     if ollama_expect.non_vision_images_accepted and ollama_expect.debug_render:
-        render = ollama.render_chat(ollama_model, messages)
+        render = ollama.render_chat(model, messages)
         _check_count(render, 1, applied.name)
         _check_tags(render.rendered_template, 1, applied.name)

@@ -11,6 +11,12 @@ and ``--benchmark-compare`` are therefore TTFT in seconds, and only
 Every round sends a different prompt (a round number leads it), so a server's prompt cache
 cannot turn prefill into a lookup. A cold round unloads the model first (``keep_alive: 0``,
 untimed ``setup``); a warm round finds it loaded.
+
+TTFT is the first *answer* token. A model with the ``thinking`` capability is asked with
+``think: false`` (what a latency-sensitive client sends), so the number is comparable across
+models and images; a model that thinks anyway has its time to the first thinking token kept
+separately (``first_thinking_ms`` in ``extra_info``), and a stream with no answer token within
+``num_predict`` fails with the reason.
 """
 
 from __future__ import annotations
@@ -86,12 +92,18 @@ class TtftSample:
     eval_count: int
     eval_ns: int
     decode_step_ns: int = 0
+    thinking_ns: int | None = None  # time to the first thinking token, when the model thought
 
     @classmethod
     def from_completion(cls, completion: Any) -> TtftSample:
         ttft = completion.timing.ttft_ns
+        thinking = completion.timing.time_to_first_thinking_ns
         if ttft is None:
-            raise AssertionError("the stream carried no content, so it has no first token")
+            why = (f"only thinking ({len(completion.thinking)} characters) within num_predict "
+                   f"{completion.metrics.eval_count}: the model thinks although think:false "
+                   "was sent" if thinking is not None else "no content")
+            pytest.fail(f"the stream carried {why}, so it has no first answer token",
+                        pytrace=False)
         m = completion.metrics
         gaps = completion.timing.inter_token_gaps_ns
         # the client's gaps between tokens; the server's eval_duration would include a late
@@ -99,7 +111,7 @@ class TtftSample:
         step = int(statistics.median(gaps)) if gaps else (
             m.eval_duration // m.eval_count if m.eval_count else 0)
         return cls(ttft, m.load_duration, m.prompt_eval_duration, m.prompt_eval_count,
-                   m.eval_count, m.eval_duration, step)
+                   m.eval_count, m.eval_duration, step, thinking)
 
     @property
     def unexplained_ns(self) -> int:
@@ -158,6 +170,8 @@ class TtftResult:
             "prompt_eval_count": int(_median([s.prompt_eval_count for s in self.samples])),
             "eval_rate_tps": round(_median([s.eval_rate for s in self.samples]), 2),
             "unexplained_ms": round(_median([s.unexplained_ns for s in self.samples]) / 1e6, 3),
+            **({"first_thinking_ms": round(_median(thought) / 1e6, 3)} if (thought := [
+                s.thinking_ns for s in self.samples if s.thinking_ns is not None]) else {}),
         }
 
     def overhead_failure(self) -> str | None:
@@ -220,15 +234,24 @@ def case_key(case: str, model: str, env: dict[str, str]) -> str:
     return f"{case}|{model}|{env_part}"
 
 
+def probe_think(client: Any, model: str) -> bool | None:
+    """``False`` for a model with the ``thinking`` capability (TTFT is the first answer
+    token, not the first thought); ``None`` (the field is not sent) otherwise."""
+    capabilities = client.show(model).get("capabilities") or []
+    return False if "thinking" in capabilities else None
+
+
 def sample_rounds(client: Any, model: str, kind: str, *, cold: bool, rounds: int,
                   warmup: int, options: dict[str, Any] | None = None) -> list[TtftSample]:
     """Measure ``rounds`` requests (after ``warmup``) without pytest-benchmark."""
     samples = []
+    think = probe_think(client, model)
     for round_no in range(warmup + rounds):
         if cold:
             client.unload(model)
         completion = client.generate(model, probe_prompt(kind, round_no),
-                                     options=options or PROBE_OPTIONS, keep_alive=KEEP_ALIVE)
+                                     options=options or PROBE_OPTIONS, keep_alive=KEEP_ALIVE,
+                                     think=think)
         if round_no >= warmup:
             samples.append(TtftSample.from_completion(completion))
     return samples
@@ -253,6 +276,7 @@ class TtftProbe:
         """Benchmark TTFT of ``kind`` prompts on ``model`` (cold: unloaded before each round)."""
         case = case or f"{kind}-{'cold' if cold else 'warm'}"
         opts = dict(options or PROBE_OPTIONS)
+        think = probe_think(self.client, model)
         samples: list[TtftSample] = []
         counter = iter(range(10**9))
 
@@ -263,7 +287,7 @@ class TtftProbe:
 
         def request(prompt: str) -> Any:
             completion = self.client.generate(model, prompt, options=opts,
-                                              keep_alive=KEEP_ALIVE)
+                                              keep_alive=KEEP_ALIVE, think=think)
             sample = TtftSample.from_completion(completion)
             samples.append(sample)
             self.clock.record(sample.ttft_ns / 1e9)

@@ -1,0 +1,62 @@
+"""Session fixtures for tests that need Docker: the engine, and the simulator images built once.
+
+Without an engine, ``@pytest.mark.docker`` tests are skipped, except under ``CI=true`` where a
+missing engine is a failure (CI must exercise real containers). Start one with
+``eval "$(bash .ci/docker-up.sh)"``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from pytest_ollama_regress.docker_engine import DockerEngine, DockerError, EngineInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILDER = ROOT / "fixtures" / "images" / "build_sim_images.py"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def _builder() -> ModuleType:
+    module = sys.modules.get("build_sim_images")
+    if module is None:
+        spec = importlib.util.spec_from_file_location("build_sim_images", BUILDER)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["build_sim_images"] = module
+        spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def docker_engine_info() -> EngineInfo:
+    """The engine at DOCKER_HOST: skip without one, or fail under CI=true."""
+    try:
+        return DockerEngine().info()
+    except DockerError as exc:
+        if in_ci():
+            pytest.fail(f"CI=true but no Docker engine: {exc}", pytrace=False)
+        pytest.skip(f"no Docker engine: {exc}")
+
+
+@pytest.fixture(scope="session")
+def sim_manifest(docker_engine_info: EngineInfo) -> dict[str, Any]:
+    """The builder's manifest: images built once (reused across runs when already present)."""
+    return _builder().build_locked()
+
+
+@pytest.fixture(scope="session")
+def sim_images(sim_manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The simulator images by name (``good``, ``regressed``, ``fail-at-start``, ``hang``,
+    ``hist-1`` ... ``hist-6``): each with ``id``, ``short_id``, ``tag``, ``created``,
+    ``revision``, ``profile``, ``version``."""
+    return {image["name"]: image for image in sim_manifest["images"]}

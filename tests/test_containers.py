@@ -1,0 +1,332 @@
+"""``--ollama-image`` against a real engine and the locally built simulator images.
+
+Every inner run is a pytest subprocess whose test writes its pid to ``pid.txt``; the containers
+it owns are found with ``docker ps -a --filter label=io.ollama-regress.pid=<pid>``.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_ollama_regress.compose import LABEL_KEEP, LABEL_PID
+
+pytestmark = pytest.mark.docker
+
+RECORD = """
+import json, os, subprocess
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pid(pytestconfig):
+    (pytestconfig.rootpath / "pid.txt").write_text(str(os.getpid()))
+    with open(pytestconfig.rootpath / "pids.txt", "a") as fh:
+        print(os.getpid(), file=fh)
+
+
+def _ours():
+    out = subprocess.run(
+        ["docker", "ps", "-q", "--filter", "label=io.ollama-regress.pid=%d" % os.getpid()],
+        capture_output=True, text=True, timeout=30,
+    )
+    return len(out.stdout.split())
+
+
+def test_record(ollama, ollama_target):
+    info = {
+        "id": ollama_target.id, "url": ollama_target.url,
+        "server_version": ollama_target.server_version, "metadata": ollama_target.metadata,
+        "logs_path": str(ollama_target.logs_path), "running": _ours(),
+        "version": ollama.version(),
+    }
+    (ollama_target.logs_path.parent.parent.parent / ("rec-%s.json" % ollama_target.id)).write_text(
+        json.dumps(info)
+    )
+"""
+
+
+def ours(pid: int | str, *, running_only: bool = False) -> list[str]:
+    args = ["docker", "ps", "-q", "--filter", f"label={LABEL_PID}={pid}"]
+    if not running_only:
+        args.insert(2, "-a")
+    out = subprocess.run(args, capture_output=True, text=True, timeout=30, check=True)
+    return out.stdout.split()
+
+
+def inner_pid(pytester: pytest.Pytester) -> str:
+    return (pytester.path / "pid.txt").read_text().strip()
+
+
+def records(basetemp: Path) -> dict[str, dict]:
+    """What each inner ``test_record`` saw, by target id (xdist workers included)."""
+    return {
+        json.loads(p.read_text())["id"]: json.loads(p.read_text())
+        for p in basetemp.rglob("rec-*.json")
+    }
+
+
+def run(pytester: pytest.Pytester, *args: str, timeout: float = 300):
+    basetemp = pytester.path / "bt"
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", f"--basetemp={basetemp}", *args, timeout=timeout
+    )
+    return result, basetemp
+
+
+def test_ids_and_metadata_by_full_id_short_id_tag_and_label(pytester, sim_images) -> None:
+    good, bad, hist = sim_images["good"], sim_images["regressed"], sim_images["hist-2"]
+    pytester.makepyfile(test_inner=RECORD)
+    result, basetemp = run(
+        pytester, "-v", f"--ollama-image={good['id']}", f"--ollama-image={bad['short_id']}",
+        f"--ollama-image=h2={hist['tag']}",
+    )
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines_random([
+        f"*test_record?{good['short_id']}? PASSED*",
+        f"*test_record?{bad['short_id']}? PASSED*",
+        "*test_record?h2? PASSED*",
+        f"  {good['short_id']}: image {good['id'][:19]}… (ollama-regress-sim:good), created "
+        f"{good['created']}, revision {good['revision'][:12]}, starts on first use",
+        "ollama containers: Docker * compose *, network host (auto: the engine has no bridge "
+        "network)",
+        "ollama containers: GPUs none (auto: no NVIDIA runtime on the engine*",
+        "ollama containers: reaped * container(s) of dead runs*",
+    ])
+    recs = records(basetemp)
+    assert set(recs) == {good["short_id"], bad["short_id"], "h2"}
+    for image, rec in ((good, recs[good["short_id"]]), (bad, recs[bad["short_id"]]),
+                       (hist, recs["h2"])):
+        meta = rec["metadata"]
+        assert meta["image_id"] == image["id"] and meta["short_id"] == image["short_id"]
+        assert meta["repo_tags"] == [image["tag"]] and meta["repo_digests"] == []
+        assert meta["created"] == image["created"]
+        assert meta["revision"] == image["revision"] and meta["version"] == image["version"]
+        assert meta["source"] and meta["oci_created"] == image["labels"][
+            "org.opencontainers.image.created"]
+        assert rec["server_version"] == rec["version"] == image["version"]
+        assert rec["url"].startswith("http://127.0.0.1:") and rec["running"] >= 1
+    assert recs["h2"]["metadata"]["ref"] == f"h2={hist['tag']}"
+    assert len({rec["url"] for rec in recs.values()}) == 3
+    assert ours(inner_pid(pytester)) == []
+
+
+def test_failing_test_gets_the_container_log_and_everything_is_removed(pytester, sim_images):
+    good = sim_images["good"]
+    pytester.makepyfile(test_inner=RECORD + """
+
+def test_fails(ollama):
+    ollama.version()
+    assert False, "deliberate"
+""")
+    result, _ = run(pytester, f"--ollama-image={good['tag']}")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        f"*- ollama log: {good['short_id']} (last lines) -*",
+        "*Listening on 127.0.0.1:* (version 0.11.4)*",
+    ])
+    assert ours(inner_pid(pytester)) == []
+
+
+def test_exit_during_start_and_start_timeout(pytester, sim_images) -> None:
+    dies, hangs = sim_images["fail-at-start"], sim_images["hang"]
+    pytester.makepyfile(test_inner=RECORD)
+    started = time.monotonic()
+    result, _ = run(
+        pytester, f"--ollama-image={dies['tag']}", f"--ollama-image={hangs['tag']}",
+        "--ollama-start-timeout=3",
+    )
+    elapsed = time.monotonic() - started
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines_random([
+        f"{dies['short_id']} ({dies['tag']}): the container exited during start with exit code "
+        "3; last log lines:",
+        "Error: simulated start failure (OLLAMA_SIM_FAIL_AT_START=3)",
+        f"{hangs['short_id']} ({hangs['tag']}): GET http://127.0.0.1:*/api/version did not "
+        "answer within 3s (raise --ollama-start-timeout); last log lines:",
+        "sim-hang: not listening",
+    ])
+    assert elapsed < 60, elapsed  # the dead one is reported at once, not after a timeout
+    assert ours(inner_pid(pytester)) == []
+
+
+def test_unknown_malformed_and_duplicate_images(pytester, sim_images) -> None:
+    pytester.makepyfile(test_inner=RECORD)
+    unknown, _ = run(pytester, "--ollama-image=ollama-regress-sim:no-such-tag")
+    assert unknown.ret == pytest.ExitCode.USAGE_ERROR
+    unknown.stderr.fnmatch_lines([
+        "ERROR: --ollama-image ollama-regress-sim:no-such-tag: no such image in the engine at "
+        "DOCKER_HOST=*; pull it (docker pull ollama-regress-sim:no-such-tag) or pass "
+        "--ollama-pull"
+    ])
+    good = sim_images["good"]
+    twice, _ = run(pytester, f"--ollama-image={good['tag']}", f"--ollama-image={good['id']}")
+    assert twice.ret == pytest.ExitCode.USAGE_ERROR
+    twice.stderr.fnmatch_lines(["ERROR: --ollama-image * are the same image sha256:*; give it once"])
+
+
+def test_gpu_request_on_a_gpu_less_engine_quotes_the_daemon(pytester, sim_images,
+                                                            docker_engine_info) -> None:
+    if docker_engine_info.has_nvidia:
+        pytest.skip("this engine has an NVIDIA runtime")
+    pytester.makepyfile(test_inner=RECORD)
+    result, _ = run(pytester, f"--ollama-image={sim_images['good']['tag']}", "--ollama-gpus=all")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "ERROR: --ollama-gpus all: the Docker engine at * cannot give GPUs: Error response from "
+        "daemon: could not select device driver * with capabilities: *gpu* pass "
+        "--ollama-gpus none"
+    ])
+    bridge, _ = run(pytester, f"--ollama-image={sim_images['good']['tag']}",
+                    "--ollama-network=bridge")
+    if "bridge" not in docker_engine_info.networks:
+        bridge.stderr.fnmatch_lines(["ERROR: --ollama-network bridge: the engine has no bridge*"])
+
+
+def test_env_marker_models_dir_and_ollama_env(pytester, sim_images, tmp_path) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    pytester.makepyfile(test_inner=RECORD + """
+
+@pytest.mark.ollama_env(OLLAMA_NUM_PARALLEL="4")
+def test_parallel(ollama, ollama_target):
+    assert ollama_target.env["OLLAMA_NUM_PARALLEL"] == "4"
+    assert ollama_target.env["OLLAMA_DEBUG"] == "1"
+    (ollama_target.logs_path.parent.parent.parent / "par.txt").write_text(ollama_target.url)
+""")
+    good = sim_images["good"]
+    result, basetemp = run(pytester, f"--ollama-image={good['id']}", "--ollama-env=OLLAMA_DEBUG=1",
+                           f"--ollama-models-dir={models}")
+    result.assert_outcomes(passed=2)
+    plain = records(basetemp)[good["short_id"]]
+    assert (basetemp / "par.txt").read_text() != plain["url"]  # two containers
+    logs = sorted(basetemp.glob("ollama-containers[0-9]*/*/ollama.log"))
+    assert len(logs) == 2
+    texts = [p.read_text() for p in logs]
+    assert all("OLLAMA_MODELS:/models" in t and "OLLAMA_DEBUG:" in t for t in texts)
+    assert sum("OLLAMA_NUM_PARALLEL:4" in t for t in texts) == 1
+    assert ours(inner_pid(pytester)) == []
+
+
+def test_exitfirst_leaves_nothing(pytester, sim_images) -> None:
+    pytester.makepyfile(test_inner=RECORD + """
+
+def test_a_fails(ollama):
+    assert False
+
+def test_b_never_runs(ollama):
+    pass
+""")
+    result, _ = run(pytester, "-x", f"--ollama-image={sim_images['good']['tag']}",
+                    f"--ollama-image={sim_images['regressed']['tag']}")
+    result.assert_outcomes(passed=1, failed=1)
+    assert ours(inner_pid(pytester)) == []
+
+
+SLEEPER = """
+import os, time
+
+def test_sleeps(ollama, ollama_target):
+    (ollama_target.logs_path.parent.parent.parent.parent / "ready.txt").write_text(str(os.getpid()))
+    time.sleep(120)
+"""
+
+
+def _start_sleeper(pytester: pytest.Pytester, image: str) -> tuple[subprocess.Popen, str]:
+    pytester.makepyfile(test_inner=SLEEPER)
+    ready = pytester.path / "ready.txt"
+    proc = pytester.popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--basetemp={pytester.path}/bt",
+         f"--ollama-image={image}", "test_inner.py"],
+        stdin=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while not ready.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the inner run never started its container"
+        time.sleep(0.1)
+    pid = ready.read_text().strip()
+    assert len(ours(pid, running_only=True)) == 1
+    return proc, pid
+
+
+def test_sigint_brings_containers_down(pytester, sim_images) -> None:
+    proc, pid = _start_sleeper(pytester, sim_images["good"]["tag"])
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, (out, err)
+    assert b"KeyboardInterrupt" in out
+    assert ours(pid) == []
+
+
+def test_sigkilled_run_is_reaped_by_the_next(pytester, sim_images) -> None:
+    proc, pid = _start_sleeper(pytester, sim_images["good"]["tag"])
+    proc.kill()
+    proc.communicate(timeout=60)
+    left = ours(pid)
+    assert len(left) == 1
+    (pytester.path / "test_inner.py").unlink()
+    pytester.makepyfile(test_other="def test_nothing(): pass")
+    result, _ = run(pytester, f"--ollama-image={sim_images['regressed']['tag']}")
+    result.assert_outcomes(passed=1)
+    # other dead runs' leftovers may be reaped too; ours must be among them
+    result.stdout.fnmatch_lines(["ollama containers: reaped * container(s) of dead runs (*olr-*)"])
+    assert ours(pid) == []
+
+
+def test_keep_leaves_containers_and_says_how_to_reach_them(pytester, sim_images) -> None:
+    pytester.makepyfile(test_inner=RECORD)
+    good = sim_images["good"]
+    result, basetemp = run(pytester, f"--ollama-image={good['tag']}", "--ollama-keep")
+    pid = inner_pid(pytester)
+    try:
+        result.assert_outcomes(passed=1)
+        url = records(basetemp)[good["short_id"]]["url"]
+        result.stdout.fnmatch_lines([
+            "*ollama containers kept (--ollama-keep)*",
+            f"{good['short_id']}: {url} (container olr-*-ollama; stop it with: docker rm -f olr-*)",
+        ])
+        kept = ours(pid, running_only=True)
+        assert len(kept) == 1
+        labels = subprocess.run(
+            ["docker", "inspect", "--format", "{{json .Config.Labels}}", kept[0]],
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout
+        assert json.loads(labels)[LABEL_KEEP] == "1"  # the reaper leaves it alone
+        import httpx
+
+        assert httpx.get(url + "/api/version", timeout=5).json()["version"] == good["version"]
+    finally:
+        ids = ours(pid)
+        if ids:
+            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, timeout=60)
+
+
+def test_xdist_workers_start_only_their_images_on_distinct_ports(pytester, sim_images) -> None:
+    pytester.makepyfile(test_inner=RECORD + """
+
+def test_second(ollama):
+    assert ollama.version()
+""")
+    good, bad = sim_images["good"], sim_images["regressed"]
+    result, basetemp = run(pytester, "-n", "2", "--dist", "loadgroup",
+                           f"--ollama-image={good['tag']}", f"--ollama-image={bad['tag']}")
+    result.assert_outcomes(passed=4)
+    recs = records(basetemp)
+    recs = recs or {
+        json.loads(p.read_text())["id"]: json.loads(p.read_text())
+        for p in basetemp.rglob("rec-*.json")
+    }
+    assert set(recs) == {good["short_id"], bad["short_id"]}
+    assert len({rec["url"] for rec in recs.values()}) == 2
+    logs = list(basetemp.rglob("ollama-containers[0-9]*/*/ollama.log"))
+    assert len(logs) == 2  # one container per image: each worker started only its own
+    pids = (pytester.path / "pids.txt").read_text().split()
+    assert len(pids) == 2
+    assert all(ours(pid) == [] for pid in pids)
