@@ -371,7 +371,11 @@ class ContainerProvider:
                     pass
                 waiter = running.waiter
                 if waiter is not None and waiter.poll() is not None:
-                    code = (waiter.stdout.read() if waiter.stdout else "").strip() or "unknown"
+                    state = self.engine.container_state(spec.container_name) or {}
+                    if state.get("Running"):
+                        running.waiter = None  # `docker wait` itself failed; rely on the timeout
+                        continue
+                    code = state.get("ExitCode", "unknown")
                     tail = self._save_logs(running)
                     self._down_quietly(running)
                     raise ContainerStartError(

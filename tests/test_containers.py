@@ -330,3 +330,26 @@ def test_second(ollama):
     pids = (pytester.path / "pids.txt").read_text().split()
     assert len(pids) == 2
     assert all(ours(pid) == [] for pid in pids)
+
+
+def test_compose_v1_only_is_refused_before_any_test(pytester, sim_images, monkeypatch,
+                                                     tmp_path) -> None:
+    """A PATH whose only Compose is a v1 `docker-compose` (and no CLI plugin): UsageError."""
+    import shutil
+    import stat
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "docker").symlink_to(shutil.which("docker"))
+    script = fake / "docker-compose"
+    script.write_text("#!/bin/sh\necho 'docker-compose version 1.29.2, build 5becea4c'\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", str(fake))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-plugins"))
+    pytester.makepyfile(test_inner=RECORD)
+    result, _ = run(pytester, f"--ollama-image={sim_images['good']['tag']}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        f"ERROR: only Docker Compose v1 found ({fake}/docker-compose 1.29.2); install Compose v2*"
+    ])
+    assert not (pytester.path / "pid.txt").exists()  # no test ran
