@@ -27,7 +27,17 @@ _EXPORTS = {
     "parse_version": "versions",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Completion",
+    "DebugRender",
+    "OllamaClient",
+    "OllamaError",
+    "ServerMetrics",
+    "StreamTiming",
+    "Version",
+    "parse_version",
+    "percentiles",
+]
 __version__ = "0.1.0"
 
 
