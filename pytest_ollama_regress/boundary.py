@@ -102,6 +102,14 @@ class Boundary:
         i, j = self.rows.index(self.lkg), self.rows.index(self.fkb)
         return self.rows[i + 1 : j]
 
+    def why_given(self) -> str:
+        """Why ``auto`` fell back to the given order: images or other targets lacking a time."""
+        missing = [r for r in self.rows if r.created is None]
+        if any(r.kind == "image" for r in missing):
+            return "not every image has a created time"
+        kinds = " and ".join(sorted({r.kind for r in missing}))
+        return f"{kinds} targets have no created time"
+
     def diff_command(self, paths: Sequence[str] = DEFAULT_DIFF_PATHS) -> str | None:
         """The git diff command when both LKG and FKB carry a revision."""
         if self.lkg and self.fkb and self.lkg.revision and self.fkb.revision:
@@ -112,7 +120,7 @@ class Boundary:
         """Human-readable report: order, LKG/FKB line, monotonicity, git diff command."""
         how = "created time, oldest first" if self.order == "created" else "as given"
         if self.requested == "auto" and self.order == "given" and self.rows:
-            how += " (not every image has a created time)"
+            how += f" ({self.why_given()})"
         out = [f"order: {how}"]
         lkg = self.lkg.target if self.lkg else "none"
         fkb = self.fkb.target if self.fkb else "none"

@@ -41,11 +41,6 @@ class GpuRequest:
     count: int = 0
     device_ids: tuple[str, ...] = ()
 
-    @property
-    def explicit(self) -> bool:
-        """GPUs were asked for by name, count or ``all`` (not ``auto``/``none``)."""
-        return self.mode in ("all", "count", "ids")
-
     def docker_run_flag(self) -> str:
         """The equivalent ``docker run --gpus`` value."""
         if self.mode == "count":

@@ -11,7 +11,6 @@ unless ``--ollama-keep`` asked to keep it.
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import shutil
 import socket
@@ -36,6 +35,7 @@ from pytest_ollama_regress.docker_engine import (
     DockerEngine,
     DockerError,
     ImageInfo,
+    daemon_error,
 )
 from pytest_ollama_regress.reaper import Owner
 from pytest_ollama_regress.targets import Endpoint, Target, TargetError
@@ -45,7 +45,6 @@ __all__ = [
     "ContainerSettings",
     "ContainerStartError",
     "ImageInfo",
-    "KeptContainer",
     "PortAllocator",
     "cpu_fallback_models",
 ]
@@ -70,23 +69,6 @@ class ContainerSettings:
     start_timeout: float = 120.0
     keep: bool = False
     poll_interval: float = POLL_INTERVAL
-
-
-@dataclass(frozen=True)
-class KeptContainer:
-    """A container left running by ``--ollama-keep``."""
-
-    target_id: str
-    name: str
-    url: str
-    project: str
-    compose_file: Path
-
-    def how_to_reach(self) -> str:
-        return (
-            f"{self.target_id}: {self.url} (container {self.name}; logs: docker logs -f "
-            f"{self.name}; stop: docker compose -f {self.compose_file} -p {self.project} down)"
-        )
 
 
 class PortAllocator:
@@ -138,23 +120,15 @@ def cpu_fallback_models(url: str, timeout: float = 5.0) -> list[str]:
     return [str(m.get("name") or m.get("model")) for m in models if not m.get("size_vram")]
 
 
-def _tail(path: Path, lines: int) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
-
-
 def _compose_reason(exc: BaseException) -> str:
     """The daemon's words from a failed pytest-docker compose command."""
     text = str(exc)
     if '"""' in text:
         text = text.split('"""', 1)[1].rsplit('"""', 1)[0]
+    daemon = daemon_error(text)
+    if daemon:
+        return daemon
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for line in lines:
-        if "Error response from daemon" in line:
-            return line[line.index("Error response from daemon") :]
     errors = [line for line in lines if "rror" in line]
     return (errors or lines or [str(exc)])[-1]
 
@@ -194,7 +168,6 @@ class ContainerProvider:
         self.owner = owner
         self.workdir = Path(workdir)
         self.ports = PortAllocator(worker_index(owner.worker))
-        self.kept: list[KeptContainer] = []
         self.vram_checked: set[str] = set()
         self._running: dict[tuple[str, tuple[tuple[str, str], ...]], _Running] = {}
         self._failures: dict[tuple[str, tuple[tuple[str, str], ...]], ContainerStartError] = {}
@@ -321,14 +294,14 @@ class ContainerProvider:
         """The compose command for pytest-docker: bounded by ``timeout``, shielded from Ctrl-C."""
         prefix = []
         # Its own session: a Ctrl-C aimed at pytest must not cut `down` short.
-        if _which("setsid"):
+        if shutil.which("setsid"):
             prefix.append("setsid -w")
-        if _which("timeout"):
+        if shutil.which("timeout"):
             prefix.append(f"timeout -k 5 {int(limit)}")
         return " ".join([*prefix, self.compose.shell])
 
     def _docker_argv(self, *args: str) -> list[str]:
-        return [_which(self.engine.docker) or self.engine.docker, *args]
+        return [shutil.which(self.engine.docker) or self.engine.docker, *args]
 
     def _follow(self, running: _Running) -> None:
         """Background ``docker logs -f`` into the log file and ``docker wait`` for the exit."""
@@ -442,18 +415,4 @@ class ContainerProvider:
                 self._save_logs(running)
         self._stop_helpers(running)
         running.closed = True
-        if self.settings.keep and running.endpoint is not None:
-            self.kept.append(
-                KeptContainer(
-                    running.target.id,
-                    running.spec.container_name,
-                    running.spec.url,
-                    running.spec.project,
-                    running.compose_file,
-                )
-            )
         running.stack.close()  # pytest-docker's cleanup: `down -v` (nothing with --ollama-keep)
-
-
-def _which(name: str) -> str | None:
-    return shutil.which(name, path=os.environ.get("PATH"))

@@ -198,6 +198,15 @@ def docker_host() -> str:
     return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock (DOCKER_HOST unset)"
 
 
+def daemon_error(text: str) -> str | None:
+    """``Error response from daemon: ...`` quoted from CLI output, or ``None`` when absent."""
+    marker = "Error response from daemon"
+    for line in text.splitlines():
+        if marker in line:
+            return line[line.index(marker) :].strip()
+    return None
+
+
 def _first_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     # Prefer the daemon's own words over CLI decoration.
@@ -358,7 +367,7 @@ class DockerEngine:
         return json.loads(proc.stdout)
 
     def logs(self, name: str, *, tail: int | None = None, timeout: float | None = None) -> str:
-        """A container's stdout and stderr (interleaved as the engine returns them)."""
+        """A container's stdout followed by its stderr (the CLI keeps them apart)."""
         args = ["logs"]
         if tail is not None:
             args += ["--tail", str(tail)]

@@ -214,6 +214,10 @@ class Expectations:
         """Skip reason for a check relying on rule ``name``."""
         return rule(name).skip_reason(self.server_version)
 
+    def _either(self, promised: str, otherwise: str) -> Rule:
+        """The rule ``promised`` when this version promises it, else ``otherwise``."""
+        return rule(promised if self.promises(promised) else otherwise)
+
     # -- debug render -------------------------------------------------------------------
     @property
     def debug_render(self) -> bool:
@@ -232,15 +236,13 @@ class Expectations:
     @property
     def debug_shape_rule(self) -> Rule:
         """The shape rule that applies to this version."""
-        return rule("debug-render shape full" if self.debug_shape == "full"
-                    else "debug-render shape minimal")
+        return self._either("debug-render shape full", "debug-render shape minimal")
 
     # -- images -------------------------------------------------------------------------
     @property
     def generate_image_rule(self) -> Rule:
         """How ``/api/generate`` places image tags for this version."""
-        return rule("generate image tags attached" if self.promises(
-            "generate image tags attached") else "generate image tags separate")
+        return self._either("generate image tags attached", "generate image tags separate")
 
     @property
     def generate_image_separator(self) -> str:
@@ -264,8 +266,7 @@ class Expectations:
     @property
     def non_vision_images_rule(self) -> Rule:
         """What this version does with images sent to a model without vision."""
-        return rule("non-vision images ignored" if self.promises("non-vision images ignored")
-                    else "non-vision images")
+        return self._either("non-vision images ignored", "non-vision images")
 
     @property
     def non_vision_images_accepted(self) -> bool:
@@ -291,8 +292,7 @@ class Expectations:
     @property
     def ps_context_rule(self) -> Rule:
         """What ``/api/ps`` ``context_length`` reports for this version."""
-        return rule("ps context_length clamped" if self.promises("ps context_length clamped")
-                    else "ps context_length requested")
+        return self._either("ps context_length clamped", "ps context_length requested")
 
     @property
     def ps_context_clamped(self) -> bool:

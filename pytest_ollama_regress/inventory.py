@@ -231,6 +231,12 @@ def _split_list(text: str) -> list[str]:
     return [p for p in re.split(r"[;,\s]+", text.strip()) if p]
 
 
+def split_names(values: Sequence[str] | None) -> list[str]:
+    """Repeated comma- or space-separated option values: ``["vision,numctx", "ttft"]`` ->
+    ``["vision", "numctx", "ttft"]``."""
+    return [name for value in values or () for name in value.replace(",", " ").split()]
+
+
 def rows_from_table(
     headers: Sequence[str],
     records: Iterable[tuple[int, Sequence[str]]],

@@ -17,6 +17,7 @@ from pytest_ollama_regress.inventory import (
     InventoryRow,
     load_inventory,
     row_from_target,
+    split_names,
 )
 from pytest_ollama_regress.reports import (
     TABLE_SUFFIXES,
@@ -28,11 +29,6 @@ from pytest_ollama_regress.reports import (
 )
 
 FORMATS = ("table", "csv", "json", "md")
-
-
-def _names(values: Sequence[str] | None) -> list[str]:
-    """``--markers vision,numctx ttft`` -> ``["vision", "numctx", "ttft"]``."""
-    return [n for v in values or () for n in v.replace(",", " ").split()]
 
 
 def register(subparsers: Any) -> None:
@@ -108,7 +104,7 @@ def run_inventory(args: argparse.Namespace) -> int:
         if fmt is None:
             return _fail(f"-o {args.output}: unknown suffix; use .csv, .json or .md, or --format")
     fmt = fmt or "table"
-    markers = _names(args.markers) or ["vision"]
+    markers = split_names(args.markers) or ["vision"]
     try:
         rows = _inspect(args.refs)
     except InventoryError as exc:
@@ -132,8 +128,8 @@ def run_inventory(args: argparse.Namespace) -> int:
 
 
 def run_boundary(args: argparse.Namespace) -> int:
-    selected = _names(args.markers)
-    paths = _names(args.paths) or list(DEFAULT_DIFF_PATHS)
+    selected = split_names(args.markers)
+    paths = split_names(args.paths) or list(DEFAULT_DIFF_PATHS)
     known = (*DEFAULT_MARKERS, OTHER, *selected)
     try:
         rows = [row for file in args.files for row in load_inventory(file, known)]

@@ -210,12 +210,16 @@ def parse_json(text: str) -> Listing:
         items, prefix = data, "$"
     else:
         raise ListingError("JSON listing must be {\"models\": [...]} or a list of models")
+    return _json_listing(items, prefix, "json")
+
+
+def _json_listing(items: Sequence[Any], prefix: str, fmt: str) -> Listing:
     models: list[ListedModel] = []
     errors: list[LineError] = []
     for i, item in enumerate(items):
         parsed = _json_item(item, f"{prefix}[{i}]")
         (errors if isinstance(parsed, LineError) else models).append(parsed)  # type: ignore[arg-type]
-    return Listing(models, errors, "json")
+    return Listing(models, errors, fmt)
 
 
 def parse_listing(text: str) -> Listing:
@@ -226,9 +230,7 @@ def parse_listing(text: str) -> Listing:
 
 def parse_tags(models: Sequence[Mapping[str, Any]]) -> Listing:
     """Wrap the ``/api/tags`` ``models`` array (exact sizes and full digests)."""
-    listing = parse_json(json.dumps({"models": list(models)}))
-    listing.format = "tags"
-    return listing
+    return _json_listing(models, "$.models", "tags")
 
 
 def read_listing_file(path: str | Path) -> Listing:

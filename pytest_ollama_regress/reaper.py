@@ -76,11 +76,6 @@ class Owner:
             labels[LABEL_KEEP] = "1"
         return labels
 
-    @property
-    def filter(self) -> str:
-        """``docker ps --filter`` for this session's containers."""
-        return f"label={LABEL_SESSION}={self.session}"
-
 
 @dataclass
 class ReapResult:

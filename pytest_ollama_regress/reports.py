@@ -163,10 +163,14 @@ def to_markdown(
 
 
 def terminal_lines(rows: Sequence[InventoryRow], markers: Sequence[str]) -> list[str]:
-    """The table aligned for a terminal; metadata columns empty in every row are left out."""
+    """The table aligned for a terminal.
+
+    Metadata columns that are empty or repeat the target in every row are left out (an
+    unlabelled image's target is its short ID); the file formats keep every column.
+    """
     headers, cells = table(rows, markers)
     keep = [i for i, h in enumerate(headers)
-            if h in markers or h == "Target" or any(line[i] for line in cells)]
+            if h in markers or h == "Target" or any(line[i] not in ("", line[0]) for line in cells)]
     headers = [headers[i] for i in keep]
     cells = [[line[i] for i in keep] for line in cells]
     widths = [max(len(h), *(len(line[i]) for line in cells)) for i, h in enumerate(headers)]

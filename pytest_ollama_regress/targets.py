@@ -43,6 +43,7 @@ import pytest
 
 if TYPE_CHECKING:
     from pytest_ollama_regress.containers import ImageInfo
+    from pytest_ollama_regress.expectations import Expectations
 
 __all__ = [
     "DEFAULT_SIM_PROFILE",
@@ -179,6 +180,13 @@ class TargetInfo:
     @property
     def logs_path(self) -> Path | None:
         return self.endpoint.logs_path
+
+    @property
+    def expect(self) -> Expectations:
+        """The version rules of this target's server (see :mod:`~.expectations`)."""
+        from pytest_ollama_regress.expectations import Expectations
+
+        return Expectations.for_version(self.server_version)
 
 
 @dataclass(frozen=True)
@@ -452,9 +460,6 @@ class TargetRegistry:
             raise TargetError(
                 f"no provider for target kind {kind!r} (is the plugin that adds it loaded?)"
             ) from None
-
-    def has_provider(self, kind: str) -> bool:
-        return kind in self._providers
 
     def add_target(self, target: Target) -> Target:
         """Add a target; the same target twice is kept once, two targets with one id are an error."""

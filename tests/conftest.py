@@ -60,3 +60,9 @@ def sim_images(sim_manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     ``hist-1`` ... ``hist-6``): each with ``id``, ``short_id``, ``tag``, ``created``,
     ``revision``, ``profile``, ``version``."""
     return {image["name"]: image for image in sim_manifest["images"]}
+
+
+@pytest.fixture
+def no_step_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep a CI runner's ``GITHUB_STEP_SUMMARY`` from receiving the inner runs' tables."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)

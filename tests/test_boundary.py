@@ -125,6 +125,18 @@ def test_non_monotonic_history_is_reported_with_every_step():
     ]
 
 
+def test_given_order_reason_names_the_targets_without_created_time():
+    sims = [InventoryRow("sim-good", kind="sim"), InventoryRow("sim-bad", kind="sim")]
+    assert find_boundary(sims).lines()[0] == "order: as given (sim targets have no created time)"
+    mixed = [InventoryRow("a", kind="url"), *sims, row("b", day=1)]
+    assert find_boundary(mixed).lines()[0] == (
+        "order: as given (sim and url targets have no created time)"
+    )
+    assert find_boundary([*mixed, row("c")]).lines()[0] == (
+        "order: as given (not every image has a created time)"
+    )
+
+
 def test_fix_only_history_is_not_monotonic_and_has_no_boundary():
     found = find_boundary([row("a", "FAIL"), row("b", "OK")])
     assert not found.monotonic

@@ -24,8 +24,8 @@ def test_boundary_reads_the_seed_table(tmp_path, capsys):
     path.write_text(SEED_TABLE)
     rc, out, err = run(capsys, "boundary", str(path))
     assert (rc, err) == (0, [])
-    assert out[0].split() == ["Target", "Short", "ID", "Image", "ID", "vision", "Notes"]
-    assert out[2].split()[:4] == ["4beecd8", "4beecd8",
+    assert out[0].split() == ["Target", "Image", "ID", "vision", "Notes"]
+    assert out[2].split()[:3] == ["4beecd8",
                                   "sha256:4beecd86698d97d7ccd7ef3e343d2b568dc5821904f00785044080524deff715",
                                   "OK?"]
     assert out[-4:] == [

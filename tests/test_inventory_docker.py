@@ -7,14 +7,11 @@ engine's own event log, filtered by the pid label every container of a run carri
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -49,11 +46,6 @@ def test_sees_the_picture(ollama):
 def test_version(ollama):
     assert ollama.version()
 """
-
-
-@pytest.fixture
-def no_step_summary(monkeypatch):
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
 
 
 def started_containers(pid: str, since: float, until: float) -> int:
@@ -168,7 +160,7 @@ def test_inventory_command_inspects_without_starting_containers(sim_images, tmp_
     out = subprocess.run(
         [sys.executable, "-m", "pytest_ollama_regress.cli", "inventory", bad["tag"], good["id"],
          "--format", "csv"],
-        capture_output=True, text=True, timeout=120, env=os.environ.copy(),
+        capture_output=True, text=True, timeout=120,
     )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -194,24 +186,3 @@ def test_inventory_command_inspects_without_starting_containers(sim_images, tmp_
     assert out.returncode == 0, out.stderr
     assert f"| {good['short_id']} | {good['short_id']} | {good['id']} |" in md.read_text()
 
-
-@pytest.fixture(scope="session")
-def sim_images():
-    """The simulator images by name (``good``, ``regressed``, ``hist-1`` … ``hist-6``), built
-    or reused by ``fixtures/images/build_sim_images.py``. Without an engine: skipped, or failed
-    under CI=true."""
-    from pytest_ollama_regress.docker_engine import DockerEngine, DockerError
-
-    try:
-        DockerEngine().info()
-    except DockerError as exc:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"CI=true but no Docker engine: {exc}", pytrace=False)
-        pytest.skip(f"no Docker engine: {exc}")
-    path = Path(__file__).resolve().parent.parent / "fixtures" / "images" / "build_sim_images.py"
-    spec = importlib.util.spec_from_file_location("build_sim_images", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["build_sim_images"] = module
-    spec.loader.exec_module(module)
-    manifest = module.build_locked()
-    return {image["name"]: image for image in manifest["images"]}

@@ -49,11 +49,6 @@ def test_no_target():
 """
 
 
-@pytest.fixture
-def no_step_summary(monkeypatch):
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-
-
 def section(result) -> list[str]:
     """The lines of the 'ollama inventory' section of a run's output."""
     lines = result.outlines
@@ -75,7 +70,7 @@ def test_statuses_per_marker_against_good_and_vision_ignored(pytester):
         "------------------  --------------  " + "-" * len(fail),
         "sim-good            0.12.6          OK",
         f"sim-vision-ignored  0.12.6          {fail}",
-        "order: as given (not every image has a created time)",
+        "order: as given (sim targets have no created time)",
         "LKG sim-good FKB sim-vision-ignored boundary sim-good..sim-vision-ignored",
         "inventory written: inv.json",
     ]

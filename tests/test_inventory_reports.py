@@ -145,6 +145,18 @@ def test_terminal_table_aligns_and_drops_empty_columns():
     ]
 
 
+def test_terminal_table_keeps_short_id_only_where_it_differs_from_the_target():
+    full = "sha256:" + "4beecd86" * 8
+    unlabelled = InventoryRow("4beecd8", image_id=full, statuses={"vision": MarkerStatus("OK")})
+    assert terminal_lines([unlabelled], ["vision"])[0].split() == ["Target", "Image", "ID",
+                                                                   "vision"]
+    labelled = InventoryRow("good", image_id=full, statuses={"vision": MarkerStatus("OK")})
+    assert terminal_lines([unlabelled, labelled], ["vision"])[2:] == [
+        f"4beecd8  4beecd8   {full}  OK",
+        f"good     4beecd8   {full}  OK",
+    ]
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".json", ".md"])
 def test_written_files_read_back_to_the_same_boundary(tmp_path, rows, suffix):
     path = tmp_path / f"inventory{suffix}"

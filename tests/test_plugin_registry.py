@@ -13,6 +13,7 @@ from pytest_ollama_regress.targets import (
     SimProvider,
     Target,
     TargetError,
+    TargetInfo,
     TargetRegistry,
     UrlProvider,
     env_key,
@@ -102,6 +103,14 @@ def test_log_tail_reads_the_end_of_a_file(tmp_path: Path) -> None:
     endpoint = Endpoint(url="http://127.0.0.1:1", server_version="0.12.6", env={}, logs_path=log)
     assert endpoint.log_tail(3) == "line 9997\nline 9998\nline 9999"
     assert Endpoint(url="x", server_version="0", env={}).log_tail() is None
+
+
+@pytest.mark.parametrize(("version", "renders"), [("0.11.4", False), ("0.12.6", True)])
+def test_target_info_expectations_follow_the_server_version(version: str, renders: bool) -> None:
+    endpoint = Endpoint(url="http://127.0.0.1:1", server_version=version, env={})
+    expect = TargetInfo(Target(id="t", kind="url", ref="x"), endpoint).expect
+    assert expect.server_version == version
+    assert expect.debug_render is renders
 
 
 class CountingProvider:

@@ -25,12 +25,11 @@ from pytest_ollama_regress.catalogue import (
     parse_model_selector,
     variant_name,
 )
-from pytest_ollama_regress.plugins.targets import client_for
+from pytest_ollama_regress.plugins.targets import client_for, settings_of, text_option
 from pytest_ollama_regress.targets import TargetError, registry_of
 
 MODEL_OPT = "--ollama-model"
 VISION_OPT = "--ollama-vision-model"
-STRICT_OPT = "--ollama-strict"
 
 
 @dataclass(frozen=True)
@@ -56,20 +55,6 @@ class CatalogueState:
 
 
 STATE_KEY = pytest.StashKey[CatalogueState]()
-
-
-def _getoption(config: pytest.Config, opt: str, ini: str) -> Any:
-    value = config.getoption(opt, default=None)
-    if value is None:
-        try:
-            value = config.getini(ini) or None
-        except ValueError:
-            value = None
-    return value
-
-
-def _strict(config: pytest.Config) -> bool:
-    return bool(config.getoption(STRICT_OPT, default=False))
 
 
 def _load_registry_matrix(config: pytest.Config, path: str) -> list[MatrixModel]:
@@ -120,7 +105,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) 
 
 def pytest_configure(config: pytest.Config) -> None:
     try:
-        selector = parse_model_selector(_getoption(config, MODEL_OPT, "ollama_model"))
+        selector = parse_model_selector(text_option(config, "ollama_model"))
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     state = CatalogueState(selector)
@@ -144,7 +129,7 @@ def discovered(config: pytest.Config, client: Any) -> list[ModelEntry]:
 
 def _missing(config: pytest.Config, message: str) -> None:
     """Skip with ``message``, or fail with it under ``--ollama-strict``."""
-    if _strict(config):
+    if settings_of(config).strict:
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
 
@@ -157,6 +142,20 @@ def _lacks(
         f"target {target} has no model {wanted!r} (it has: {have}); "
         f"pull it or choose another {option}"
     )
+
+
+def _matrix_entry(
+    param: MatrixModel, entries: Sequence[ModelEntry], target: str, *, fail_if_absent: bool
+) -> str:
+    """The served name of a matrix model on ``target``; skip (or fail) when it is not there."""
+    if param.deprecated_reason:
+        pytest.skip(param.deprecated_reason)
+    entry = find_model(entries, param.name)
+    if entry is None:
+        if fail_if_absent:
+            pytest.fail(_lacks(target, param.name, entries), pytrace=False)
+        pytest.skip(f"target {target} has no model {param.name!r}")
+    return entry.name
 
 
 @pytest.fixture
@@ -174,15 +173,9 @@ def ollama_model(
     target = ollama_target.id
     param: MatrixModel | None = getattr(request, "param", None)
     if param is not None:
-        if param.deprecated_reason:
-            pytest.skip(param.deprecated_reason)
-        entry = find_model(ollama_models, param.name)
-        if entry is None:
-            state = config.stash[STATE_KEY]
-            if state.selector.kind in ("all", "vision"):
-                pytest.skip(f"target {target} has no model {param.name!r}")
-            pytest.fail(_lacks(target, param.name, ollama_models), pytrace=False)
-        return entry.name
+        # A discovered matrix (all / vision) varies per target; a named model must be there.
+        named = config.stash[STATE_KEY].selector.kind not in ("all", "vision")
+        return _matrix_entry(param, ollama_models, target, fail_if_absent=named)
     entry = first_with(ollama_models, "completion")
     if entry is None:
         _missing(config, f"target {target} has no completion model; pull one (e.g. llama3.2)")
@@ -199,19 +192,12 @@ def ollama_vision_model(
     target = ollama_target.id
     param: MatrixModel | None = getattr(request, "param", None)
     if param is not None:
-        if param.deprecated_reason:
-            pytest.skip(param.deprecated_reason)
-        entry = find_model(ollama_models, param.name)
-        if entry is None:
-            pytest.skip(f"target {target} has no model {param.name!r}")
-        assert entry is not None
-        return entry.name
-    named = _getoption(config, VISION_OPT, "ollama_vision_model")
+        return _matrix_entry(param, ollama_models, target, fail_if_absent=False)
+    named = settings_of(config).vision_model
     if named:
-        entry = find_model(ollama_models, str(named))
+        entry = find_model(ollama_models, named)
         if entry is None:
-            pytest.fail(_lacks(target, str(named), ollama_models, VISION_OPT), pytrace=False)
-        assert entry is not None
+            pytest.fail(_lacks(target, named, ollama_models, VISION_OPT), pytrace=False)
         return entry.name
     entry = first_with(ollama_models, "vision")
     if entry is None:
@@ -252,9 +238,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     wanted: list[tuple[str, str]] = []
     if state.selector.kind in ("name", "registry"):
         wanted = [(m.name, MODEL_OPT) for m in matrix_models(config) if not m.deprecated_reason]
-    vision = _getoption(config, VISION_OPT, "ollama_vision_model")
+    vision = settings_of(config).vision_model
     if vision:
-        wanted.append((str(vision), VISION_OPT))
+        wanted.append((vision, VISION_OPT))
     if not wanted:
         return
     for target in registry_of(config).targets:
@@ -330,7 +316,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "ollama_model" in metafunc.fixturenames:
         argname, models = "ollama_model", matrix_models(config)
     elif "ollama_vision_model" in metafunc.fixturenames and state.selector.kind != "name":
-        if _getoption(config, VISION_OPT, "ollama_vision_model"):
+        if settings_of(config).vision_model:
             return
         argname, models = "ollama_vision_model", vision_matrix_models(config)
     else:

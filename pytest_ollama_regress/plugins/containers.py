@@ -29,6 +29,7 @@ from pytest_ollama_regress.docker_engine import (
     EngineInfo,
     ImageNotFound,
     ImageRef,
+    daemon_error,
     docker_host,
     find_compose,
     parse_image_ref,
@@ -317,11 +318,9 @@ def _gpu_probe(engine: DockerEngine, gpus: GpuRequest, image_id: str, owner: Own
 
 
 def _daemon_words(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for line in lines:
-        if "Error response from daemon" in line:
-            return line[line.index("Error response from daemon") :]
-    return lines[-1] if lines else "unknown error"
+    """The daemon's refusal, else the last line of the CLI's output."""
+    lines = text.strip().splitlines()
+    return daemon_error(text) or (lines[-1].strip() if lines else "unknown error")
 
 
 def _workdir(config: pytest.Config) -> Path:

@@ -22,6 +22,7 @@ import pytest
 from pytest_ollama_regress.bisect import BisectState
 from pytest_ollama_regress.boundary import (
     DEFAULT_DIFF_PATHS,
+    ORDERS,
     Boundary,
     find_boundary,
     order_rows,
@@ -35,6 +36,7 @@ from pytest_ollama_regress.inventory import (
     InventoryRow,
     MarkerStatus,
     row_from_target,
+    split_names,
 )
 from pytest_ollama_regress.reports import (
     PLOT_SUFFIXES,
@@ -85,10 +87,6 @@ class InventoryState:
 STATE_KEY = pytest.StashKey[InventoryState]()
 
 
-def _split(values: Sequence[str] | None) -> list[str]:
-    return [v for value in values or () for v in value.replace(",", " ").split()]
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ollama")
     group.addoption(
@@ -128,10 +126,10 @@ def read_settings(config: pytest.Config) -> InventorySettings:
         if output_format(path) in PLOT_SUFFIXES.values():
             require_matplotlib()
     order = config.getoption("ollama_order") or config.getini("ollama_order").strip() or "auto"
-    if order not in ("auto", "given", "created"):
+    if order not in ORDERS:
         raise InventoryError(f"ini ollama_order = {order!r}: use given or created")
     bisect = config.getoption("ollama_bisect")
-    paths = _split(config.getoption("ollama_diff_paths")) or list(config.getini("ollama_diff_paths"))
+    paths = split_names(config.getoption("ollama_diff_paths")) or list(config.getini("ollama_diff_paths"))
     return InventorySettings(
         outputs=list(outputs),
         order=order,

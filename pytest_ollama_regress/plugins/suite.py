@@ -80,7 +80,7 @@ class Baseline:
 
     @property
     def expect(self) -> Expectations:
-        return Expectations.for_version(self.info.server_version)
+        return self.info.expect
 
 
 SETTINGS_KEY = pytest.StashKey[SuiteSettings]()
@@ -256,7 +256,7 @@ def ollama_suite_settings(pytestconfig: pytest.Config) -> SuiteSettings:
 @pytest.fixture
 def ollama_expect(ollama_target: TargetInfo) -> Expectations:
     """What the current target's Ollama version promises (see ``expectations.RULES``)."""
-    return Expectations.for_version(ollama_target.server_version)
+    return ollama_target.expect
 
 
 @pytest.fixture

@@ -176,14 +176,15 @@ def _listed(config: pytest.Config, name: str) -> list[tuple[str, str]]:
     return [(v, f"ini {name}") for v in config.getini(name) if v.strip()]
 
 
-def _text(config: pytest.Config, name: str) -> str | None:
+def text_option(config: pytest.Config, name: str) -> str | None:
+    """The option ``name`` (its dest), else its ini key; ``None`` when neither is set."""
     value = config.getoption(name)
     return value if value is not None else (config.getini(name).strip() or None)
 
 
 def read_settings(config: pytest.Config) -> Settings:
     """Options merged with their ini keys (the command line wins); bad values: UsageError."""
-    sim_version = _text(config, "ollama_sim_version")
+    sim_version = text_option(config, "ollama_sim_version")
     if sim_version is not None:
         try:
             from pytest_ollama_regress.sim import check_version
@@ -196,8 +197,8 @@ def read_settings(config: pytest.Config) -> Settings:
         urls=_listed(config, "ollama_url"),
         sims=_listed(config, "ollama_sim"),
         sim_version=sim_version,
-        model=_text(config, "ollama_model"),
-        vision_model=_text(config, "ollama_vision_model"),
+        model=text_option(config, "ollama_model"),
+        vision_model=text_option(config, "ollama_vision_model"),
         timeout=_seconds(config, "ollama_timeout"),
         connect_timeout=_seconds(config, "ollama_connect_timeout"),
         strict=bool(strict if strict is not None else config.getini("ollama_strict")),
