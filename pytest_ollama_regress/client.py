@@ -214,7 +214,8 @@ def _check_base_url(base_url: str) -> str:
         raise ValueError(f"invalid Ollama URL {base_url!r}: {exc}") from None
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError(
-            f"invalid Ollama URL {base_url!r}: expected http://HOST:PORT (e.g. http://127.0.0.1:11434)"
+            f"invalid Ollama URL {base_url!r}: "
+            "expected http://HOST:PORT (e.g. http://127.0.0.1:11434)"
         )
     return base
 
@@ -470,26 +471,25 @@ class OllamaClient:
         timing.first_byte_ns = stamped.last_read_ns if stamped else time.perf_counter_ns()
         timing.stamp_source = "read" if stamped else "line"
         if response.status_code >= 400:
-            try:
-                response.read()
-            except httpx.TransportError as exc:
-                raise self._transport_error(exc, url, in_stream=False) from None
-            finally:
-                response.close()
+            self._read_all(response, url)
             raise self._http_error(response, url)
         return response, url
+
+    def _read_all(self, response: httpx.Response, url: str) -> bytes:
+        """Read a whole body and close the response; transport failures as OllamaError."""
+        try:
+            return response.read()
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc, url, in_stream=False) from None
+        finally:
+            response.close()
 
     def _call(
         self, method: str, path: str, payload: Any = None, *, expect_json: bool = True
     ) -> Any:
         """A non-streaming request: returns the decoded JSON body (or None)."""
         response, url = self._open(method, path, payload, StreamTiming())
-        try:
-            body = response.read()
-        except httpx.TransportError as exc:
-            raise self._transport_error(exc, url, in_stream=False) from None
-        finally:
-            response.close()
+        body = self._read_all(response, url)
         if not expect_json:
             return None
         try:
@@ -524,12 +524,7 @@ class OllamaClient:
         response, url = self._open("POST", path, payload, timing)
         if stream:
             return self._consume(response, url, timing, chat=chat)
-        try:
-            body = response.read()
-        except httpx.TransportError as exc:
-            raise self._transport_error(exc, url, in_stream=False) from None
-        finally:
-            response.close()
+        body = self._read_all(response, url)
         stamped = _read_stamp(response)
         t = stamped.last_read_ns if stamped else time.perf_counter_ns()
         obj = self._parse_line(body, response, url)

@@ -267,7 +267,9 @@ _QWEN3_TEMPLATE = (
 _TINYLLAMA_TEMPLATE = (
     "<|system|>\n{{ .System }}</s>\n<|user|>\n{{ .Prompt }}</s>\n<|assistant|>\n"
 )
-_LLAMA_LICENSE = "LLAMA 3.2 COMMUNITY LICENSE AGREEMENT\nLlama 3.2 Version Release Date: September 25, 2024"
+_LLAMA_LICENSE = (
+    "LLAMA 3.2 COMMUNITY LICENSE AGREEMENT\nLlama 3.2 Version Release Date: September 25, 2024"
+)
 
 _DAY = 86_400
 _BASE_TIME = 1_754_000_000  # 2025-07-31

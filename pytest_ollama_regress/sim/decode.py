@@ -14,7 +14,7 @@ from pytest_ollama_regress.sim import errors
 from pytest_ollama_regress.sim.engine import parse_duration
 from pytest_ollama_regress.sim.errors import ApiError
 from pytest_ollama_regress.sim.features import Features
-from pytest_ollama_regress.sim.wire import Base64Error, go_b64decode, go_json_error
+from pytest_ollama_regress.sim.wire import Base64Error, go_b64decode, go_json_error, go_json_kind
 
 _GO_TYPES = {
     "string": "string", "bool": "bool", "int": "int", "b64list": "[]api.ImageData",
@@ -49,20 +49,8 @@ SCHEMAS: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
 def _type_error(value: Any, struct: str, field: str, kind: str) -> ApiError:
-    shown = _kind(value)
+    shown = go_json_kind(value)
     if shown == "number" and kind == "int":
         shown = f"number {value}"
     return ApiError(400, f"json: cannot unmarshal {shown} into Go struct field {struct}.{field} "
@@ -90,7 +78,7 @@ def decode(body: bytes, route: str, features: Features,
     raw = parse_body(body)
     struct, schema = SCHEMAS[route]
     if not isinstance(raw, dict):
-        raise ApiError(400, f"json: cannot unmarshal {_kind(raw)} into Go value of type "
+        raise ApiError(400, f"json: cannot unmarshal {go_json_kind(raw)} into Go value of type "
                             f"api.{struct}")
     if not features.truncate_field and route in ("chat", "generate"):
         schema = {k: v for k, v in schema.items() if k not in ("truncate", "shift")}

@@ -20,8 +20,9 @@ from pytest_ollama_regress.sim import errors
 from pytest_ollama_regress.sim.catalogue import ModelSpec
 from pytest_ollama_regress.sim.errors import ApiError
 from pytest_ollama_regress.sim.features import Features
-from pytest_ollama_regress.sim.latency import Latency
+from pytest_ollama_regress.sim.latency import Latency, env_number
 from pytest_ollama_regress.sim.profiles import Profile
+from pytest_ollama_regress.sim.wire import go_json_kind
 
 GIB = 1 << 30
 
@@ -75,7 +76,7 @@ def parse_options(raw: Any, warn: Callable[[str], None] | None = None) -> dict[s
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise ApiError(400, "json: cannot unmarshal " + _json_kind(raw) +
+        raise ApiError(400, "json: cannot unmarshal " + go_json_kind(raw) +
                        " into Go struct field .options of type map[string]interface {}")
     out: dict[str, Any] = {}
     for key, value in raw.items():
@@ -105,18 +106,6 @@ def parse_options(raw: Any, warn: Callable[[str], None] | None = None) -> dict[s
     return out
 
 
-def _json_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
 @dataclass
 class ServerConfig:
     """What the environment sets for the scheduler."""
@@ -134,28 +123,20 @@ class ServerConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str], features: Features, profile: Profile,
                  latency: Latency) -> ServerConfig:
-        def num(key: str, default: float) -> float:
-            raw = env.get(key, "").strip().strip("\"'")
-            if not raw:
-                return default
-            try:
-                return float(raw)
-            except ValueError:
-                raise ValueError(f"{key}={raw!r} is not a number") from None
-
         keep_raw = env.get("OLLAMA_KEEP_ALIVE", "").strip().strip("\"'")
         try:
             keep = parse_duration(keep_raw) if keep_raw else 300.0
         except ApiError as exc:
             raise ValueError(f"OLLAMA_KEEP_ALIVE={keep_raw!r}: {exc.message}") from None
-        parallel = int(num("OLLAMA_NUM_PARALLEL", 0)) or 1
-        max_loaded = int(num("OLLAMA_MAX_LOADED_MODELS", 0)) or 3
+        overhead_gib = env_number(env, "OLLAMA_GPU_OVERHEAD", 0) / GIB
         return cls(
-            features=features, profile=profile, latency=latency, num_parallel=max(parallel, 1),
-            context_length=int(num("OLLAMA_CONTEXT_LENGTH", 0)),
-            vram_gib=num("OLLAMA_SIM_VRAM_GIB", 16.0) - num("OLLAMA_GPU_OVERHEAD", 0) / GIB,
-            keep_alive_s=keep, max_loaded=max_loaded,
-            max_queue=int(num("OLLAMA_MAX_QUEUE", 512)) or 512,
+            features=features, profile=profile, latency=latency,
+            num_parallel=int(env_number(env, "OLLAMA_NUM_PARALLEL", 0)) or 1,
+            context_length=int(env_number(env, "OLLAMA_CONTEXT_LENGTH", 0)),
+            vram_gib=env_number(env, "OLLAMA_SIM_VRAM_GIB", 16.0) - overhead_gib,
+            keep_alive_s=keep,
+            max_loaded=int(env_number(env, "OLLAMA_MAX_LOADED_MODELS", 0)) or 3,
+            max_queue=int(env_number(env, "OLLAMA_MAX_QUEUE", 512)) or 512,
         )
 
     @property

@@ -257,6 +257,18 @@ def _finish_prompt(app: App, spec: ModelSpec, prompt: Prompt, ctx: int, truncate
     return count
 
 
+def _load_or_unload(app: App, spec: ModelSpec, name: str, options: dict[str, Any],
+                    keep_alive: Any, started_ns: int) -> Special:
+    """A request with nothing to run: unload on ``keep_alive: 0``, else load the model."""
+    if keep_alive is not None and keep_alive == 0:
+        app.scheduler.unload(spec.name)
+        return Special("unload", name)
+    assignment = app.scheduler.acquire(spec, plan_runner(spec, options, app.config),
+                                       keep_alive, started_ns)
+    app.scheduler.release(assignment.runner, keep_alive)
+    return Special("load", name)
+
+
 # -- chat --------------------------------------------------------------------------------
 
 def prepare_chat(app: App, req: dict[str, Any], started_ns: int
@@ -272,13 +284,7 @@ def prepare_chat(app: App, req: dict[str, Any], started_ns: int
     keep_alive = req.get("keep_alive")
     messages = req.get("messages") or []
     if not messages:
-        if keep_alive is not None and keep_alive == 0:
-            app.scheduler.unload(spec.name)
-            return Special("unload", name)
-        assignment = app.scheduler.acquire(spec, plan_runner(spec, options, app.config),
-                                           keep_alive, started_ns)
-        app.scheduler.release(assignment.runner, keep_alive)
-        return Special("load", name)
+        return _load_or_unload(app, spec, name, options, keep_alive, started_ns)
     msgs = [Msg(role=m.get("role") or "", content=m.get("content") or "",
                 images=list(m.get("images") or []), thinking=m.get("thinking") or "",
                 tool_calls=list(m.get("tool_calls") or []), tool_name=m.get("tool_name") or "")
@@ -293,10 +299,12 @@ def prepare_chat(app: App, req: dict[str, Any], started_ns: int
         # same unless a profile kept an old runner)
         ctx = assignment.runner.plan.ctx
         truncate = req.get("truncate") is not False
+        think = req.get("think")
         prompt = chat_prompt(
-            spec, msgs, num_ctx=wanted.ctx, truncate=truncate or not app.profile.honours_truncate_false,
-            mode=app.profile.truncation, think=req.get("think") if think_on or
-            req.get("think") is False else None, tools=bool(tools), debug=app.debug_kv)
+            spec, msgs, num_ctx=wanted.ctx,
+            truncate=truncate or not app.profile.honours_truncate_false,
+            mode=app.profile.truncation, think=think if think_on or think is False else None,
+            tools=bool(tools), debug=app.debug_kv)
         app.debug_kv("chat request", {"images": len(prompt.images), "prompt": prompt.text})
         if req.get("_debug_render_only"):
             app.scheduler.release(assignment.runner, keep_alive)
@@ -344,13 +352,7 @@ def prepare_generate(app: App, req: dict[str, Any], started_ns: int
     prompt_text = req.get("prompt") or ""
     images = app.profile.filter_images(list(req.get("images") or []))
     if not prompt_text and not req.get("images"):
-        if keep_alive is not None and keep_alive == 0:
-            app.scheduler.unload(spec.name)
-            return Special("unload", name)
-        assignment = app.scheduler.acquire(spec, plan_runner(spec, options, app.config),
-                                           keep_alive, started_ns)
-        app.scheduler.release(assignment.runner, keep_alive)
-        return Special("load", name)
+        return _load_or_unload(app, spec, name, options, keep_alive, started_ns)
     wanted = plan_runner(spec, options, app.config)
     assignment = app.scheduler.acquire(spec, wanted, keep_alive, started_ns)
     try:
@@ -366,17 +368,16 @@ def prepare_generate(app: App, req: dict[str, Any], started_ns: int
                             [Msg("user", prompt_text)])
         else:
             msgs = [Msg("system", system)] if system else []
-            if app.features.generate_image_inline:
+            inline = app.features.generate_image_inline
+            if inline:
                 msgs.append(Msg("user", prompt_text, images))
-                prompt = chat_prompt(spec, msgs, num_ctx=wanted.ctx, truncate=truncate,
-                                     mode=app.profile.truncation, think=req.get("think"),
-                                     debug=app.debug_kv)
             else:
                 msgs += [Msg("user", f"[img-{i}]") for i in range(len(images))]
                 msgs.append(Msg("user", prompt_text))
-                prompt = chat_prompt(spec, msgs, num_ctx=wanted.ctx, truncate=truncate,
-                                     mode=app.profile.truncation, think=req.get("think"),
-                                     debug=app.debug_kv)
+            prompt = chat_prompt(spec, msgs, num_ctx=wanted.ctx, truncate=truncate,
+                                 mode=app.profile.truncation, think=req.get("think"),
+                                 debug=app.debug_kv)
+            if not inline:
                 prompt.images = list(images)
         if history:
             prompt.text = history + prompt.text

@@ -24,9 +24,9 @@ class Latency:
         """Override ``base`` with ``OLLAMA_SIM_LOAD_MS``/``_PREFILL_US``/``_DECODE_MS``."""
         base = base or cls()
         return cls(
-            load_ms=_number(env, "OLLAMA_SIM_LOAD_MS", base.load_ms),
-            prefill_us=_number(env, "OLLAMA_SIM_PREFILL_US", base.prefill_us),
-            decode_ms=_number(env, "OLLAMA_SIM_DECODE_MS", base.decode_ms),
+            load_ms=env_number(env, "OLLAMA_SIM_LOAD_MS", base.load_ms),
+            prefill_us=env_number(env, "OLLAMA_SIM_PREFILL_US", base.prefill_us),
+            decode_ms=env_number(env, "OLLAMA_SIM_DECODE_MS", base.decode_ms),
         )
 
     @property
@@ -41,7 +41,8 @@ class Latency:
         return int(self.decode_ms * 1_000_000)
 
 
-def _number(env: Mapping[str, str], key: str, default: float) -> float:
+def env_number(env: Mapping[str, str], key: str, default: float) -> float:
+    """``env[key]`` as a number >= 0 (quotes stripped), ``default`` when unset or empty."""
     raw = env.get(key, "").strip().strip("\"'")
     if not raw:
         return default

@@ -216,6 +216,19 @@ def go_b64decode(text: str) -> bytes:
 
 # --- JSON request errors ----------------------------------------------------------------
 
+def go_json_kind(value: Any) -> str:
+    """The JSON kind Go names in ``cannot unmarshal <kind>`` errors."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
 def go_json_error(doc: str, err: json.JSONDecodeError) -> str:
     """Map a Python JSON syntax error to the text Go's decoder gives for the same input."""
     pos = err.pos
