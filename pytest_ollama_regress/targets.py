@@ -361,6 +361,8 @@ class SimProvider:
 
     def __init__(self, probe_timeout: float = 5.0) -> None:
         self.probe_timeout = probe_timeout
+        #: environment of every simulator (``--ollama-env``); ``ollama_env`` markers win
+        self.base_env: dict[str, str] = {}
         self._stack = contextlib.ExitStack()
         self._lock = threading.Lock()
         self.servers: list[Any] = []
@@ -368,9 +370,10 @@ class SimProvider:
     def endpoint(self, target: Target, env: Mapping[str, str]) -> Endpoint:
         profile = target.metadata.get("profile", target.ref)
         version = target.metadata.get("sim_version")
+        env = {**self.base_env, **env}
         kwargs: dict[str, Any] = {
             "profile": profile,
-            "env": dict(env),
+            "env": env,
             "host": "127.0.0.1",
             "log_stream": _Discard(),
         }

@@ -37,6 +37,7 @@ from pytest_ollama_regress.docker_engine import (
 from pytest_ollama_regress.reaper import Owner, ReapResult, reap
 from pytest_ollama_regress.targets import (
     REGISTRY_KEY,
+    SimProvider,
     Target,
     TargetError,
     TargetRegistry,
@@ -181,7 +182,15 @@ def _worker(config: pytest.Config) -> tuple[str, str | None]:
 
 
 def pytest_ollama_register_targets(config: pytest.Config, registry: TargetRegistry) -> None:
-    """Check options, reach the engine, resolve images, reap, add the ``image`` provider."""
+    """Check options, reach the engine, resolve images, reap, add the ``image`` provider.
+
+    ``--ollama-env`` also reaches the in-process simulators, so a dry run with
+    ``--ollama-sim`` sees the same environment as the containers would.
+    """
+    env = parse_env(list(_option(config, "ollama_env") or []))
+    sim_provider = registry.provider("sim")
+    if isinstance(sim_provider, SimProvider):
+        sim_provider.base_env = dict(env)
     values = _images(config)
     if not values:
         return
@@ -193,7 +202,6 @@ def pytest_ollama_register_targets(config: pytest.Config, registry: TargetRegist
             refs.append(parse_image_ref(value))
         except ValueError as exc:
             raise TargetError(str(exc)) from None
-    env = parse_env(list(_option(config, "ollama_env") or []))
     models_dir = parse_models_dir(_option(config, "ollama_models_dir") or None)
     try:
         gpus = parse_gpus(str(_option(config, "ollama_gpus") or "auto"))
