@@ -8,6 +8,7 @@ missing engine is a failure (CI must exercise real containers). Start one with
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from pytest_ollama_regress.docker_engine import DockerEngine, DockerError, EngineInfo
+from pytest_ollama_regress.sim import Latency, SimServer
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILDER = ROOT / "fixtures" / "images" / "build_sim_images.py"
@@ -66,3 +68,29 @@ def sim_images(sim_manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def no_step_summary(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep a CI runner's ``GITHUB_STEP_SUMMARY`` from receiving the inner runs' tables."""
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
+# simulators by version ---------------------------------------------------------------------
+
+#: latencies small enough that wire-format tests spend no time waiting
+FAST_LATENCY = Latency(load_ms=1, prefill_us=1, decode_ms=0.1)
+
+
+@pytest.fixture(scope="module")
+def servers():
+    """``servers(version, profile="good", debug=False)``: one started simulator per key, per module."""
+    started: dict[tuple[str, str, bool], SimServer] = {}
+
+    def get(version: str, profile: str = "good", debug: bool = False) -> SimServer:
+        key = (version, profile, debug)
+        if key not in started:
+            env = {"OLLAMA_DEBUG": "1"} if debug else {}
+            started[key] = SimServer(
+                version=version, profile=profile, env=env, latency=FAST_LATENCY,
+                log_stream=io.StringIO(),
+            ).start()
+        return started[key]
+
+    yield get
+    for server in started.values():
+        server.stop()

@@ -16,19 +16,6 @@ PNG = base64.b64encode(b"\x89PNG not really").decode()
 HI = [{"role": "user", "content": "hi"}]
 
 
-@pytest.fixture(scope="module")
-def servers():
-    started: dict[str, SimServer] = {}
-
-    def get(version: str) -> SimServer:
-        if version not in started:
-            started[version] = SimServer(version=version, latency=FAST,
-                                         log_stream=io.StringIO()).start()
-        return started[version]
-
-    yield get
-    for server in started.values():
-        server.stop()
 
 
 CASES = [

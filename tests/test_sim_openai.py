@@ -7,28 +7,14 @@ import io
 import json
 
 import httpx
-import pytest
 from PIL import Image, ImageDraw
 
-from pytest_ollama_regress.sim import Latency, SimServer
+from pytest_ollama_regress.sim import Latency
 
 FAST = Latency(load_ms=1, prefill_us=1, decode_ms=0.1)
 HI = [{"role": "user", "content": "hi"}]
 
 
-@pytest.fixture(scope="module")
-def servers():
-    started: dict[str, SimServer] = {}
-
-    def get(version: str) -> SimServer:
-        if version not in started:
-            started[version] = SimServer(version=version, latency=FAST,
-                                         log_stream=io.StringIO()).start()
-        return started[version]
-
-    yield get
-    for server in started.values():
-        server.stop()
 
 
 def data_uri() -> str:

@@ -14,21 +14,6 @@ FAST = Latency(load_ms=1, prefill_us=1, decode_ms=0.1)
 IMG = base64.b64encode(b"fake-image-data").decode()
 
 
-@pytest.fixture(scope="module")
-def servers():
-    started: dict[tuple[str, str], SimServer] = {}
-
-    def get(version: str, profile: str = "good", debug: bool = False) -> SimServer:
-        key = (version, profile + ("+debug" if debug else ""))
-        if key not in started:
-            env = {"OLLAMA_DEBUG": "1"} if debug else {}
-            started[key] = SimServer(version=version, profile=profile, env=env, latency=FAST,
-                                     log_stream=io.StringIO()).start()
-        return started[key]
-
-    yield get
-    for server in started.values():
-        server.stop()
 
 
 def post(sim: SimServer, path: str, body: dict) -> httpx.Response:
