@@ -7,9 +7,14 @@ Two policies, selected with ``--ollama-numctx-policy`` or the ini key
     Upstream Ollama, by version (reference notes section 6.2): the request's ``num_ctx``, else
     ``OLLAMA_CONTEXT_LENGTH``, else 4096 (v0.6.7-v0.15.4) or a VRAM tier (v0.15.5+: 4096 below
     23 GiB, 32768 from 23 GiB, 262144 from 47 GiB); floors 4 and, for vision models from
-    v0.11.5, 2048; ``/api/ps`` shows the value before the clamp to the model's
+    v0.11.5, 2048, and for gpt-oss (v0.11.0-v0.15.4) and qwen3vl (v0.12.7-v0.15.4) 8192
+    unless the server is in low-VRAM mode; a Modelfile ``PARAMETER num_ctx`` replaces the
+    default; ``/api/ps`` shows the value before the clamp to the model's
     ``<arch>.context_length`` up to v0.15.4 and the clamped value from v0.15.5. Never
     multiplied or divided by ``OLLAMA_NUM_PARALLEL``.
+
+Every function here answers for one release (:class:`~.expectations.ReleaseRules`); a check
+asks each release the server may be and lets :meth:`~.expectations.Expectations.judge` decide.
 
 ``dynamic``
     The seeds' fork: ``max(4096, ceil(length * 2 / 1024) * 1024)`` capped at the model's
@@ -31,7 +36,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .expectations import Expectations
+from .expectations import ReleaseRules
+from .model_facts import ModelFacts
 
 STOCK = "stock"
 DYNAMIC = "dynamic"
@@ -53,16 +59,24 @@ class ModelLimits:
     name: str
     context_length: int | None = None
     vision: bool = False
+    facts: ModelFacts | None = None
 
     @classmethod
     def from_show(cls, name: str, show: Mapping[str, Any]) -> ModelLimits:
-        """Read ``<arch>.context_length`` and the vision capability from ``/api/show``."""
+        """Read ``<arch>.context_length``, vision and the model's other facts (§16.4)."""
+        facts = ModelFacts.from_show(name, show)
         info = show.get("model_info") or {}
-        arch = info.get("general.architecture", "")
-        ctx = info.get(f"{arch}.context_length")
-        caps = show.get("capabilities") or []
-        vision = "vision" in caps or f"{arch}.vision.block_count" in info
-        return cls(name=name, context_length=int(ctx) if ctx else None, vision=vision)
+        vision = facts.vision or f"{facts.architecture}.vision.block_count" in info
+        return cls(name=name, context_length=facts.context_length, vision=vision, facts=facts)
+
+    def floors(self, release: ReleaseRules) -> tuple[int, ...]:
+        """The model's own context floors at ``release`` (8192 or, in low-VRAM mode, none)."""
+        return self.facts.context_floors(release) if self.facts else (0,)
+
+    @property
+    def default_num_ctx(self) -> int | None:
+        """A Modelfile ``PARAMETER num_ctx``: the model's default context."""
+        return self.facts.num_ctx_parameter if self.facts else None
 
 
 @dataclass(frozen=True)
@@ -103,29 +117,35 @@ def vram_tier(vram_gib: float) -> int:
 
 
 def stock_defaults(
-    expect: Expectations,
+    release: ReleaseRules,
     *,
     env: Mapping[str, str] | None = None,
     vram_gib: float | None = None,
+    model: ModelLimits | None = None,
 ) -> tuple[int, ...]:
     """The default num_ctx values the server may use when a request sends none.
 
-    One value when it is determined (``OLLAMA_CONTEXT_LENGTH`` set, a version before
-    v0.15.5, or a known VRAM size); the possible VRAM tiers otherwise.
+    One value when it is determined (a Modelfile ``PARAMETER num_ctx``,
+    ``OLLAMA_CONTEXT_LENGTH`` set, a version before v0.15.5, or a known VRAM size); the
+    possible VRAM tiers otherwise.
     """
+    if model is not None and model.default_num_ctx:
+        return (model.default_num_ctx,)
     env_value = (env or {}).get("OLLAMA_CONTEXT_LENGTH", "").strip()
     if env_value and env_value != "0":
         return (int(env_value),)
-    if not expect.vram_tier_default:
+    if not release.vram_tier_default:
         return (LEGACY_DEFAULT,)
     if vram_gib is not None:
         return (vram_tier(vram_gib),)
     return tuple(sorted(ctx for _, ctx in VRAM_TIERS))
 
 
-def _floored(value: int, model: ModelLimits, expect: Expectations) -> int:
+def _floored(value: int, model: ModelLimits, release: ReleaseRules) -> tuple[int, ...]:
     value = max(value, NUM_CTX_FLOOR)
-    return max(value, expect.vision_floor) if model.vision else value
+    if model.vision:
+        value = max(value, release.vision_floor)
+    return tuple(max(value, floor) for floor in model.floors(release))
 
 
 def _clamped(value: int, model: ModelLimits) -> int:
@@ -138,36 +158,36 @@ class StockPolicy:
 
     name: str = STOCK
 
-    def effective(self, request: ContextRequest, model: ModelLimits, expect: Expectations,
+    def effective(self, request: ContextRequest, model: ModelLimits, release: ReleaseRules,
                   *, env: Mapping[str, str] | None = None,
                   vram_gib: float | None = None) -> tuple[int, ...]:
         """The context the runner actually uses (after floors and the clamp)."""
         return tuple(sorted({_clamped(v, model) for v in self._floored(
-            request, model, expect, env, vram_gib)}))
+            request, model, release, env, vram_gib)}))
 
     def ps_context_length(self, request: ContextRequest, model: ModelLimits,
-                          expect: Expectations, *, env: Mapping[str, str] | None = None,
+                          release: ReleaseRules, *, env: Mapping[str, str] | None = None,
                           vram_gib: float | None = None) -> tuple[int, ...]:
         """What ``/api/ps`` may report: clamped from v0.15.5, requested-after-floors before."""
-        values = self._floored(request, model, expect, env, vram_gib)
-        if expect.ps_context_clamped:
+        values = self._floored(request, model, release, env, vram_gib)
+        if release.ps_context_clamped:
             values = tuple(_clamped(v, model) for v in values)
         return tuple(sorted(set(values)))
 
-    def describe(self, request: ContextRequest, expect: Expectations) -> str:
+    def describe(self, request: ContextRequest, release: ReleaseRules) -> str:
         """The rule behind the expectation, for failure messages."""
         if request.num_ctx is None:
-            return "default num_ctx vram tier" if expect.vram_tier_default \
+            return "default num_ctx vram tier" if release.vram_tier_default \
                 else "default num_ctx 4096"
-        return expect.ps_context_rule.name
+        return release.ps_context_rule.name
 
-    def _floored(self, request: ContextRequest, model: ModelLimits, expect: Expectations,
+    def _floored(self, request: ContextRequest, model: ModelLimits, release: ReleaseRules,
                  env: Mapping[str, str] | None, vram_gib: float | None) -> tuple[int, ...]:
         if request.num_ctx is not None:
             base: tuple[int, ...] = (request.num_ctx,)
         else:
-            base = stock_defaults(expect, env=env, vram_gib=vram_gib)
-        return tuple(_floored(v, model, expect) for v in base)
+            base = stock_defaults(release, env=env, vram_gib=vram_gib, model=model)
+        return tuple(sorted({f for v in base for f in _floored(v, model, release)}))
 
 
 @dataclass(frozen=True)
@@ -176,19 +196,19 @@ class DynamicPolicy:
 
     name: str = DYNAMIC
 
-    def effective(self, request: ContextRequest, model: ModelLimits, expect: Expectations,
+    def effective(self, request: ContextRequest, model: ModelLimits, release: ReleaseRules,
                   *, env: Mapping[str, str] | None = None,
                   vram_gib: float | None = None) -> tuple[int, ...]:
         """``dynamic_num_ctx(length)`` capped at the model maximum; ``num_ctx`` is ignored."""
         return (dynamic_num_ctx(request.length, model.context_length),)
 
     def ps_context_length(self, request: ContextRequest, model: ModelLimits,
-                          expect: Expectations, *, env: Mapping[str, str] | None = None,
+                          release: ReleaseRules, *, env: Mapping[str, str] | None = None,
                           vram_gib: float | None = None) -> tuple[int, ...]:
         """The fork reports the context it loaded with."""
-        return self.effective(request, model, expect)
+        return self.effective(request, model, release)
 
-    def describe(self, request: ContextRequest, expect: Expectations) -> str:
+    def describe(self, request: ContextRequest, release: ReleaseRules) -> str:
         """The rule behind the expectation, for failure messages."""
         return "dynamic num_ctx"
 

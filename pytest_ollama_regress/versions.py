@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import total_ordering
+from typing import Literal
 
 _VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:-rc(\d+))?$")
 
@@ -63,3 +64,77 @@ def parse_version(text: str) -> Version:
         )
     major, minor, patch, rc = match.groups()
     return Version(int(major), int(minor), int(patch), None if rc is None else int(rc))
+
+
+BuildKind = Literal["release", "rc", "describe", "fork", "source", "unknown"]
+
+_DESCRIBE_RE = re.compile(
+    r"^v?(\d+)\.(\d+)\.(\d+)(?:-rc(\d+))?-(\d+)-g([0-9a-f]{4,40})(?:-dirty)?$")
+_FORK_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:-rc\d+)?[-+.]\S+$")
+
+
+@dataclass(frozen=True)
+class BuildVersion:
+    """How a reported version string is read: which release the build is at, or after.
+
+    ``release`` and ``rc`` builds are judged as their release (an ``-rcN`` already carries
+    its release's changes); a ``describe`` build (``0.12.5-11-g6db8da9``, ``commits`` > 0)
+    lies between its tag and the next release; a ``fork`` (``0.9.3-dynamic``) is judged as
+    its leading release; ``source`` (``0.0.0``) and ``unknown`` (a bare hash, anything else)
+    carry no release at all.
+    """
+
+    text: str
+    kind: BuildKind
+    base: Version | None = None
+    commits: int = 0
+
+    @property
+    def exact(self) -> bool:
+        """The build is a known release (or its rc, or a tag's describe with 0 commits)."""
+        return self.base is not None and self.commits == 0
+
+    def describe(self) -> str:
+        """One phrase for the header: how the string was read."""
+        if self.kind == "source":
+            return "source build (0.0.0): release unknown"
+        if self.kind == "unknown":
+            return "no release number: release unknown"
+        if self.kind == "rc":
+            return f"release candidate, judged as {self.base}"
+        if self.kind == "describe" and self.commits:
+            return f"{self.commits} commits after {self.base}: between it and the next release"
+        if self.kind == "fork":
+            return f"decorated build, judged as {self.base}"
+        return f"release {self.base}"
+
+
+def read_build_version(text: str) -> BuildVersion:
+    """Read a ``/api/version`` string; never fails (unreadable strings are ``unknown``)."""
+    raw = (text or "").strip()
+    match = _VERSION_RE.match(raw)
+    if match:
+        major, minor, patch, rc = match.groups()
+        base = Version(int(major), int(minor), int(patch))
+        if base.is_source_build:
+            return BuildVersion(raw, "source")
+        return BuildVersion(raw, "release" if rc is None else "rc", base)
+    match = _DESCRIBE_RE.match(raw)
+    if match:
+        major, minor, patch, _rc, commits, _hash = match.groups()
+        base = Version(int(major), int(minor), int(patch))
+        if base.is_source_build:
+            return BuildVersion(raw, "source")
+        return BuildVersion(raw, "describe", base, int(commits))
+    match = _FORK_RE.match(raw)
+    if match:
+        base = Version(*(int(g) for g in match.groups()))
+        if not base.is_source_build:
+            return BuildVersion(raw, "fork", base)
+    return BuildVersion(raw, "source" if raw.startswith("0.0.0") else "unknown")
+
+
+def next_releases(base: Version) -> tuple[Version, Version, Version]:
+    """The releases that can directly follow ``base``: next patch, next minor, next major."""
+    return (Version(base.major, base.minor, base.patch + 1), Version(base.major, base.minor + 1, 0),
+            Version(base.major + 1, 0, 0))

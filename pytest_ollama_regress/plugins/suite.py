@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from pytest_ollama_regress.behaviour import parse_behaves_as, probe, stated_release, summary_line
+from pytest_ollama_regress.catalogue import first_with
 from pytest_ollama_regress.expectations import Expectations
 from pytest_ollama_regress.images import make_picture
 from pytest_ollama_regress.numctx import POLICIES, Policy, get_policy
@@ -64,6 +66,7 @@ class SuiteSettings:
     vision_words: tuple[str, ...] | None
     snapshot_dir: str | None
     baseline_id: str | None = None
+    behaves_as: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -73,19 +76,17 @@ class Baseline:
     info: TargetInfo
     client: Any
     is_current: bool
+    expect: Expectations
 
     @property
     def id(self) -> str:
         return self.info.id
 
-    @property
-    def expect(self) -> Expectations:
-        return self.info.expect
-
 
 SETTINGS_KEY = pytest.StashKey[SuiteSettings]()
 TTFT_KEY = pytest.StashKey[TtftStore]()
 NOTES_KEY = pytest.StashKey[list[str]]()
+EXPECT_KEY = pytest.StashKey[dict[str, Expectations]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -110,6 +111,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="root of the per-image render snapshots (default "
                          "__ollama_snapshots__ beside the tests, or in the rootdir for the "
                          "built-in suite)")
+    group.addoption("--ollama-behaves-as", dest="ollama_behaves_as", action="append",
+                    metavar="[TARGET=]X.Y.Z",
+                    help="the release a build behaves as (source builds report 0.0.0, git "
+                         "describe builds sit between releases); without TARGET= for every "
+                         "target; the image label org.ollama-regress.behaves-as does the same")
+    parser.addini("ollama_behaves_as", "[TARGET=]X.Y.Z per line (see --ollama-behaves-as)",
+                  type="linelist", default=[])
     parser.addini("ollama_baseline", "baseline target (see --ollama-baseline)", default="")
     parser.addini("ollama_numctx_policy", "num_ctx policy: stock or dynamic", default="stock")
     parser.addini("ollama_ttft_max_regression", "TTFT gate, e.g. 15%", default="")
@@ -163,8 +171,15 @@ def read_settings(config: pytest.Config) -> SuiteSettings:
     words = tuple(w.strip().lower() for w in words_text.split(",") if w.strip()) or None
     baseline, _ = _value(config, "ollama_baseline")
     snapshot_dir, _ = _value(config, "ollama_snapshot_dir")
+    stated_values = config.getoption("ollama_behaves_as")
+    stated_source = "--ollama-behaves-as" if stated_values else "ini ollama_behaves_as"
+    try:
+        stated = parse_behaves_as(stated_values or config.getini("ollama_behaves_as"),
+                                  stated_source)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
     return SuiteSettings(baseline or None, policy, gate, rounds, warmup, words,
-                         snapshot_dir or None)
+                         snapshot_dir or None, behaves_as=stated)
 
 
 def suite_settings(config: pytest.Config) -> SuiteSettings:
@@ -183,6 +198,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = read_settings(config)
     config.stash[TTFT_KEY] = TtftStore()
     config.stash[NOTES_KEY] = []
+    config.stash[EXPECT_KEY] = {}
 
 
 def resolve_baseline(ref: str, targets: list[Any]) -> str:
@@ -203,15 +219,58 @@ def resolve_baseline(ref: str, targets: list[Any]) -> str:
     )
 
 
+def resolve_stated(stated: dict[str, str], targets: list[Any]) -> dict[str, str]:
+    """``--ollama-behaves-as`` keyed by target id (a name no target has is a UsageError)."""
+    resolved: dict[str, str] = {}
+    for name, release in stated.items():
+        if not name:
+            resolved[name] = release
+            continue
+        try:
+            resolved[resolve_baseline(name, targets)] = release
+        except pytest.UsageError:
+            ids = ", ".join(t.id for t in targets) or "none"
+            raise pytest.UsageError(
+                f"--ollama-behaves-as {name}={release}: {name!r} is not among the targets "
+                f"({ids}); name one of them (its id, the ref given, or its image ID)") from None
+    return resolved
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Check ``--ollama-baseline`` against the targets before any test runs."""
+    """Check ``--ollama-baseline`` and ``--ollama-behaves-as`` against the targets before any
+    test runs."""
     config = session.config
     settings = config.stash.get(SETTINGS_KEY, None)
-    if settings is None or settings.baseline_ref is None:
+    if settings is None:
         return
-    baseline_id = resolve_baseline(settings.baseline_ref, registry_of(config).targets)
-    config.stash[SETTINGS_KEY] = dataclasses.replace(settings, baseline_id=baseline_id)
+    targets = registry_of(config).targets
+    if settings.behaves_as:
+        settings = dataclasses.replace(
+            settings, behaves_as=resolve_stated(settings.behaves_as, targets))
+    if settings.baseline_ref is not None:
+        settings = dataclasses.replace(
+            settings, baseline_id=resolve_baseline(settings.baseline_ref, targets))
+    config.stash[SETTINGS_KEY] = settings
+
+
+def expectations_for(config: pytest.Config, info: TargetInfo, client: Any) -> Expectations:
+    """The target's expectations: its version read deliberately, the release stated for it,
+    and what probing it showed; built once per target and environment."""
+    cache = config.stash[EXPECT_KEY]
+    key = f"{info.id}@{info.url}"
+    if key not in cache:
+        from pytest_ollama_regress.plugins.catalogue import discovered
+
+        labels = info.image.labels if info.image is not None else None
+        stated = stated_release(suite_settings(config).behaves_as, info.id, labels)
+        try:
+            expect = Expectations.for_version(info.server_version, stated)
+        except ValueError as exc:
+            pytest.fail(f"{info.id}: {exc}", pytrace=False)
+        entry = first_with(discovered(config, client), "completion")
+        cache[key] = expect.with_probes(probe(client, entry.name if entry else None))
+    return cache[key]
 
 
 @pytest.hookimpl(trylast=True)
@@ -254,9 +313,11 @@ def ollama_suite_settings(pytestconfig: pytest.Config) -> SuiteSettings:
 
 
 @pytest.fixture
-def ollama_expect(ollama_target: TargetInfo) -> Expectations:
-    """What the current target's Ollama version promises (see ``expectations.RULES``)."""
-    return ollama_target.expect
+def ollama_expect(request: pytest.FixtureRequest, ollama_target: TargetInfo,
+                  ollama: Any) -> Expectations:
+    """What the current target promises (see ``expectations.RULES``): the releases it may
+    be (``--ollama-behaves-as`` narrows them to one) and what probing it showed."""
+    return expectations_for(request.config, ollama_target, ollama)
 
 
 @pytest.fixture
@@ -308,8 +369,9 @@ def ollama_baseline(request: pytest.FixtureRequest,
     except TargetError as exc:
         pytest.fail(f"baseline {settings.baseline_id}: {exc}", pytrace=False)
     info = TargetInfo(registry.target(settings.baseline_id), endpoint)
-    return Baseline(info, client_for(request.config, endpoint.url),
-                    is_current=settings.baseline_id == ollama_target.id)
+    client = client_for(request.config, endpoint.url)
+    return Baseline(info, client, is_current=settings.baseline_id == ollama_target.id,
+                    expect=expectations_for(request.config, info, client))
 
 
 @pytest.fixture
@@ -347,6 +409,12 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if store is not None and store.results:
         terminalreporter.write_sep("-", "ollama ttft (ms)")
         for line in summary_lines(store):
+            terminalreporter.write_line(line)
+    judged = config.stash.get(EXPECT_KEY, None)
+    if judged:
+        terminalreporter.write_sep("-", "ollama behaviour")
+        lines = [summary_line(key.split("@", 1)[0], expect) for key, expect in judged.items()]
+        for line in dict.fromkeys(lines):
             terminalreporter.write_line(line)
     notes = config.stash.get(NOTES_KEY, None)
     if notes:

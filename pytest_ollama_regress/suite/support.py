@@ -9,7 +9,8 @@ from typing import Any, NoReturn
 import pytest
 
 from pytest_ollama_regress.catalogue import find_model, parse_model_selector
-from pytest_ollama_regress.expectations import Expectations
+from pytest_ollama_regress.expectations import Expectations, Rule, Verdict
+from pytest_ollama_regress.model_facts import ModelFacts
 from pytest_ollama_regress.numctx import ModelLimits
 from pytest_ollama_regress.plugins.targets import settings_of
 
@@ -33,10 +34,35 @@ def check(condition: bool, message: str) -> None:
         fail(message)
 
 
+CAPABLE_PARAMETERS = 1_000_000_000
+"""Below this many parameters a model is not asked to describe pictures (answer checks)."""
+
+
 def needs_debug_render(expect: Expectations) -> None:
-    """Skip a check that reads ``_debug_render_only`` on a server without it."""
+    """Skip a check that reads ``_debug_render_only`` on a server without it (probed)."""
     if not expect.debug_render:
         pytest.skip(expect.skip_reason("debug-render"))
+
+
+def settle(verdict: Verdict, expect: Expectations, applied: Rule | str, message: str) -> None:
+    """Act on a :meth:`Expectations.judge` verdict: fail with ``message``, skip naming
+    ``--ollama-behaves-as`` when only the release would tell, or return."""
+    if verdict == "fail":
+        fail(message)
+    if verdict == "ambiguous":
+        pytest.skip(expect.ambiguous_reason(applied))
+
+
+def model_facts(client: Any, model: str) -> ModelFacts:
+    """What ``/api/show`` says about ``model`` that changes healthy behaviour (§16)."""
+    return ModelFacts.from_show(model, client.show(model))
+
+
+def needs_capable_model(facts: ModelFacts, what: str) -> None:
+    """Skip an answer-content check on a model too small to describe pictures."""
+    if facts.parameter_count is not None and facts.parameter_count < CAPABLE_PARAMETERS:
+        pytest.skip(f"{facts.name} has {facts.parameter_count / 1e6:.0f}M parameters: too "
+                    f"small to judge {what}; name a capable model with --ollama-vision-model")
 
 
 def mentions(text: str, words: Iterable[str]) -> list[str]:

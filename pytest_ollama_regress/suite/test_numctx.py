@@ -10,6 +10,13 @@ kept, as the debug render shows), fit the effective context (``num_ctx`` 256 aft
 floors: 2048 on a vision model), and from v0.12.6 ``truncate:false`` must be a 400. The
 truncation check reports how many tokens were lost. Every check that reads a runner's context
 unloads the model first, so no check depends on what an earlier one left loaded.
+
+The model's own facts count (§16.4): the 8192 floor of gpt-oss/qwen3vl (or none in low-VRAM
+mode), a Modelfile ``PARAMETER num_ctx``, legacy templates that never render assistant turns.
+A server whose release is unknown (``0.0.0``, ``git describe``) passes where its value is
+healthy for every release it may be, fails where for none, and skips naming
+``--ollama-behaves-as`` where only the release would tell; a server without ``context_length``
+in ``/api/ps`` skips.
 """
 
 from __future__ import annotations
@@ -32,8 +39,10 @@ from pytest_ollama_regress.suite.support import (
     check,
     fail,
     filler,
+    model_facts,
     model_limits,
     ps_entry,
+    settle,
 )
 
 pytestmark = pytest.mark.numctx
@@ -86,12 +95,23 @@ def _check_ps(client: Any, model: str, target: Any, expect: Expectations, policy
     check(entry is not None, f"{model} is not in /api/ps right after a request")
     assert entry is not None
     actual = entry.get("context_length")
-    expected = policy.ps_context_length(context, limits, expect, env=target.env)
-    if actual in expected:
+    if actual is None:
+        pytest.skip(f"/api/ps of {target.id} ({expect.server_version}) has no context_length: "
+                    f"nothing to check (rule: {rule('ps context_length').name}, "
+                    f"{rule('ps context_length').span})")
+
+    def healthy(release: Any) -> tuple[int, ...]:
+        return policy.ps_context_length(context, limits, release, env=target.env)
+
+    verdict = expect.judge(actual, healthy)
+    applied = rule(policy.describe(context, expect.views[-1]))
+    if verdict == "ambiguous":
+        settle(verdict, expect, applied, "")
+    if verdict == "pass":
         return
+    expected = expect.expected_union(healthy)
     parallel = int(target.env.get("OLLAMA_NUM_PARALLEL") or 1)
     wanted = " or ".join(str(v) for v in expected)
-    applied = rule(policy.describe(context, expect))
     if parallel > 1 and isinstance(actual, int) and any(actual * parallel == v for v in expected):
         applied = rule("ps context_length per slot")
         why = (f"/api/ps divides the per-slot context by OLLAMA_NUM_PARALLEL={parallel} "
@@ -100,7 +120,7 @@ def _check_ps(client: Any, model: str, target: Any, expect: Expectations, policy
         why = "/api/ps has no context_length"
     elif actual == context.num_ctx:
         steps = "the floors" if actual < min(expected) else "the clamp"
-        applied = expect.ps_context_rule
+        applied = expect.views[-1].ps_context_rule
         why = f"/api/ps shows the num_ctx as requested, not the runner's context after {steps}"
     else:
         why = f"the {policy.name} policy predicts {wanted} for {context}"
@@ -140,12 +160,20 @@ def test_ps_context_length_vision_floor_num_parallel_4(
 # -- reloads -----------------------------------------------------------------------------------
 
 
-def _context_pair(policy: Policy) -> tuple[tuple[list[dict[str, Any]], dict[str, Any]], ...]:
-    """Two requests with different contexts under ``policy``."""
+def _context_pair(policy: Policy, limits: ModelLimits, expect: Expectations
+                  ) -> tuple[tuple[list[dict[str, Any]], dict[str, Any]], ...]:
+    """Two requests whose contexts differ after every floor and the clamp under ``policy``:
+    2048 and 8192, above the model's own floor (gpt-oss: 8192 and 16384), below its
+    trained context (a 4096-token model: 1024 and 4096)."""
     if policy.name == DYNAMIC:
         return tuple(([{"role": "user", "content": filler(n)}], {}) for n in (100, 20000))
+    floor = max(f for view in expect.views for f in limits.floors(view))
+    high = max(8192, 2 * floor)
+    if limits.context_length:
+        high = min(high, limits.context_length)
+    low = max(floor, high // 4)
     short = [{"role": "user", "content": "Reply with one word."}]
-    return (short, {"num_ctx": 2048}), (short, {"num_ctx": 8192})
+    return (short, {"num_ctx": low}), (short, {"num_ctx": high})
 
 
 def _load_ns(client: Any, model: str, messages: list[dict[str, Any]],
@@ -167,9 +195,14 @@ def _ms(ns: float) -> str:
     return f"{ns / 1e6:.1f} ms"
 
 
-def test_same_request_does_not_reload(ollama: Any, ollama_model: str,
+def _pair(client: Any, model: str, policy: Policy, expect: Expectations
+          ) -> tuple[tuple[list[dict[str, Any]], dict[str, Any]], ...]:
+    return _context_pair(policy, model_limits(client, model), expect)
+
+
+def test_same_request_does_not_reload(ollama: Any, ollama_model: str, ollama_expect: Expectations,
                                       ollama_numctx_policy: Policy) -> None:
-    first = _context_pair(ollama_numctx_policy)[0]
+    first = _pair(ollama, ollama_model, ollama_numctx_policy, ollama_expect)[0]
     cold, again = _cold_then(ollama, ollama_model, first, first)
     check(again < cold / 2, rule("no reload same request").fail(
         f"load_duration {_ms(again)} on the repeated request (cold load {_ms(cold)}): the "
@@ -177,8 +210,9 @@ def test_same_request_does_not_reload(ollama: Any, ollama_model: str,
 
 
 def test_sampling_change_does_not_reload(ollama: Any, ollama_model: str,
+                                         ollama_expect: Expectations,
                                          ollama_numctx_policy: Policy) -> None:
-    messages, options = _context_pair(ollama_numctx_policy)[0]
+    messages, options = _pair(ollama, ollama_model, ollama_numctx_policy, ollama_expect)[0]
     resampled = {**options, "temperature": 0.9, "top_k": 10, "top_p": 0.5, "seed": 3,
                  "num_predict": 2}
     cold, again = _cold_then(ollama, ollama_model, (messages, options), (messages, resampled))
@@ -187,9 +221,9 @@ def test_sampling_change_does_not_reload(ollama: Any, ollama_model: str,
         f"{_ms(cold)}): the model was reloaded for a sampling change"))
 
 
-def test_num_ctx_change_reloads(ollama: Any, ollama_model: str,
+def test_num_ctx_change_reloads(ollama: Any, ollama_model: str, ollama_expect: Expectations,
                                 ollama_numctx_policy: Policy) -> None:
-    first, second = _context_pair(ollama_numctx_policy)
+    first, second = _pair(ollama, ollama_model, ollama_numctx_policy, ollama_expect)
     cold, changed = _cold_then(ollama, ollama_model, first, second)
     if changed >= cold / 2:
         return
@@ -232,8 +266,8 @@ def _truncation_setup(client: Any, model: str, target: Any, expect: Expectations
     if policy.name == DYNAMIC:
         return _history(), {}, 0
     limits = model_limits(client, model)
-    effective = max(policy.effective(ContextRequest(TRUNCATION_NUM_CTX), limits, expect,
-                                     env=target.env))
+    effective = max(v for view in expect.views for v in policy.effective(
+        ContextRequest(TRUNCATION_NUM_CTX), limits, view, env=target.env))
     pairs = max(10, math.ceil(2.5 * effective / (2 * TOKENS_PER_TURN)))
     return _history(pairs), {"num_ctx": TRUNCATION_NUM_CTX}, effective
 
@@ -263,7 +297,11 @@ def _survivors(messages: list[dict[str, str]], text: str) -> list[str]:
     return states
 
 
-def _check_survivors(states: list[str], applied: str) -> None:
+def _check_survivors(states: list[str], applied: str,
+                     skipped: frozenset[int] = frozenset()) -> None:
+    """Whole oldest messages dropped, system and last kept; ``skipped`` messages (replies a
+    legacy template never renders) are left out of the judgement."""
+    states = [s for i, s in enumerate(states) if i not in skipped]
     problems = []
     if states[0] != "kept":
         problems.append(f"the system message was {states[0]}")
@@ -289,6 +327,14 @@ def _runs(states: list[str]) -> str:
     return ", ".join(s if n == 1 else f"{s} x{n}" for s, n in runs)
 
 
+def _unrendered(client: Any, model: str, messages: list[dict[str, str]]) -> frozenset[int]:
+    """The assistant messages a legacy template (no ``.Response``/``.Messages``) never
+    renders: they are not lost to truncation."""
+    if model_facts(client, model).renders_assistant_turns:
+        return frozenset()
+    return frozenset(i for i, m in enumerate(messages) if m["role"] == "assistant")
+
+
 def test_truncation_keeps_system_and_last(ollama: Any, ollama_model: str,
                                           ollama_target: Any, ollama_expect: Expectations,
                                           ollama_numctx_policy: Policy,
@@ -305,7 +351,8 @@ def test_truncation_keeps_system_and_last(ollama: Any, ollama_model: str,
                 f"messages were lost although the context grows with the history: "
                 f"{_runs(states)}"))
         else:
-            _check_survivors(states, "truncation drops oldest messages")
+            _check_survivors(states, "truncation drops oldest messages",
+                             _unrendered(ollama, ollama_model, messages))
             check("dropped" in states, rule("truncation drops oldest messages").fail(
                 f"nothing was dropped from a {len(messages)}-message history at "
                 f"{_context_text(effective)}: the server did not truncate"))
@@ -334,24 +381,47 @@ def test_truncation_keeps_system_and_last(ollama: Any, ollama_model: str,
             f"{lost} prompt tokens were lost although the context grows with the history"))
 
 
+def _truncate_false(client: Any, model: str, target: Any, expect: Expectations,
+                    policy: Policy) -> tuple[str, str]:
+    """(``rejected`` | ``ignored`` | ``wrong error``, what happened) for an over-long
+    history sent with ``truncate:false``."""
+    messages, options, effective = _truncation_setup(client, model, target, expect, policy)
+    try:
+        result = client.chat(model, messages, options={**QUICK, **options}, truncate=False)
+    except OllamaError as exc:
+        if exc.status == 400 and is_context_limit_error(exc.message):
+            return "rejected", f"400 {exc.message!r}"
+        return "wrong error", (f"expected a 400 context-length error, got status {exc.status}: "
+                               f"{exc.message!r}")
+    return "ignored", (f"truncate:false was ignored: the over-long {len(messages)}-message "
+                       f"history was truncated silently to prompt_eval_count "
+                       f"{result.metrics.prompt_eval_count} at {_context_text(effective)}")
+
+
 def test_truncate_false_rejected(ollama: Any, ollama_model: str, ollama_target: Any,
-                                 ollama_expect: Expectations,
-                                 ollama_numctx_policy: Policy) -> None:
-    if not ollama_expect.truncate_field:
+                                 ollama_expect: Expectations, ollama_numctx_policy: Policy,
+                                 ollama_baseline: Any) -> None:
+    """A 400 from v0.12.6; for a build of unknown release, a baseline that rejects decides."""
+    promised = ollama_expect.promises("truncate:false rejected")
+    if promised is False:
         pytest.skip(ollama_expect.skip_reason("truncate:false rejected"))
     if ollama_numctx_policy.name == DYNAMIC:
         pytest.skip("the dynamic policy sizes the context from the messages: nothing exceeds it")
     applied = rule("truncate:false rejected")
-    messages, options, effective = _truncation_setup(
-        ollama, ollama_model, ollama_target, ollama_expect, ollama_numctx_policy)
-    try:
-        result = ollama.chat(ollama_model, messages, options={**QUICK, **options},
-                             truncate=False)
-    except OllamaError as exc:
-        check(exc.status == 400 and is_context_limit_error(exc.message), applied.fail(
-            f"expected a 400 context-length error, got status {exc.status}: {exc.message!r}"))
+    outcome, seen = _truncate_false(ollama, ollama_model, ollama_target, ollama_expect,
+                                    ollama_numctx_policy)
+    if outcome == "rejected":
         return
-    fail(applied.fail(
-        f"truncate:false was ignored: the over-long {len(messages)}-message history was "
-        f"truncated silently to prompt_eval_count {result.metrics.prompt_eval_count} at "
-        f"{_context_text(effective)}"))
+    if promised:
+        fail(applied.fail(seen))
+    if ollama_baseline is None or ollama_baseline.is_current:
+        pytest.skip(f"{ollama_expect.ambiguous_reason(applied)} (it {outcome}: {seen}); or "
+                    "compare with a --ollama-baseline that rejects it")
+    base_outcome, _ = _truncate_false(ollama_baseline.client, ollama_model,
+                                      ollama_baseline.info, ollama_baseline.expect,
+                                      ollama_numctx_policy)
+    if base_outcome != "rejected":
+        pytest.skip(f"{ollama_expect.ambiguous_reason(applied)}; baseline "
+                    f"{ollama_baseline.id} does not reject it either")
+    fail(applied.fail(f"{seen}: present in baseline {ollama_baseline.id}, absent in the "
+                      "candidate"))

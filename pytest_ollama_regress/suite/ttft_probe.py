@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 from pytest_ollama_regress.expectations import TTFT_OVERHEAD_SLACK_NS, rule
+from pytest_ollama_regress.model_facts import ModelFacts
 from pytest_ollama_regress.timing import percentiles
 
 PROBE_OPTIONS: dict[str, Any] = {"temperature": 0, "seed": 7, "num_predict": 8}
@@ -95,9 +96,14 @@ class TtftSample:
     thinking_ns: int | None = None  # time to the first thinking token, when the model thought
 
     @classmethod
-    def from_completion(cls, completion: Any) -> TtftSample:
+    def from_completion(cls, completion: Any, always_thinks: bool = False) -> TtftSample:
+        """One sample; TTFT is the first answer token, or for a model that thinks whatever
+        it is told (gpt-oss, §16.5) the first token of either kind (the first thinking token
+        is kept apart, and a num_predict spent on thinking is not a failure)."""
         ttft = completion.timing.ttft_ns
         thinking = completion.timing.time_to_first_thinking_ns
+        if always_thinks and thinking is not None:
+            ttft = thinking if ttft is None else min(ttft, thinking)
         if ttft is None:
             why = (f"only thinking ({len(completion.thinking)} characters) within num_predict "
                    f"{completion.metrics.eval_count}: the model thinks although think:false "
@@ -234,26 +240,35 @@ def case_key(case: str, model: str, env: dict[str, str]) -> str:
     return f"{case}|{model}|{env_part}"
 
 
-def probe_think(client: Any, model: str) -> bool | None:
-    """``False`` for a model with the ``thinking`` capability (TTFT is the first answer
-    token, not the first thought); ``None`` (the field is not sent) otherwise."""
-    capabilities = client.show(model).get("capabilities") or []
-    return False if "thinking" in capabilities else None
+@dataclass(frozen=True)
+class ThinkPlan:
+    """What to send as ``think`` and whether the model thinks anyway (gpt-oss)."""
+
+    think: bool | None
+    always_thinks: bool
+
+
+def probe_think(client: Any, model: str) -> ThinkPlan:
+    """``think: false`` for a model with the ``thinking`` capability (TTFT is the first
+    answer token, not the first thought); the field is not sent otherwise. A model that
+    ignores it (gpt-oss) is measured to its first token of either kind."""
+    facts = ModelFacts.from_show(model, client.show(model))
+    return ThinkPlan(False if "thinking" in facts.capabilities else None, facts.always_thinks)
 
 
 def sample_rounds(client: Any, model: str, kind: str, *, cold: bool, rounds: int,
                   warmup: int, options: dict[str, Any] | None = None) -> list[TtftSample]:
     """Measure ``rounds`` requests (after ``warmup``) without pytest-benchmark."""
     samples = []
-    think = probe_think(client, model)
+    plan = probe_think(client, model)
     for round_no in range(warmup + rounds):
         if cold:
             client.unload(model)
         completion = client.generate(model, probe_prompt(kind, round_no),
                                      options=options or PROBE_OPTIONS, keep_alive=KEEP_ALIVE,
-                                     think=think)
+                                     think=plan.think)
         if round_no >= warmup:
-            samples.append(TtftSample.from_completion(completion))
+            samples.append(TtftSample.from_completion(completion, plan.always_thinks))
     return samples
 
 
@@ -276,7 +291,7 @@ class TtftProbe:
         """Benchmark TTFT of ``kind`` prompts on ``model`` (cold: unloaded before each round)."""
         case = case or f"{kind}-{'cold' if cold else 'warm'}"
         opts = dict(options or PROBE_OPTIONS)
-        think = probe_think(self.client, model)
+        plan = probe_think(self.client, model)
         samples: list[TtftSample] = []
         counter = iter(range(10**9))
 
@@ -287,8 +302,8 @@ class TtftProbe:
 
         def request(prompt: str) -> Any:
             completion = self.client.generate(model, prompt, options=opts,
-                                              keep_alive=KEEP_ALIVE, think=think)
-            sample = TtftSample.from_completion(completion)
+                                              keep_alive=KEEP_ALIVE, think=plan.think)
+            sample = TtftSample.from_completion(completion, plan.always_thinks)
             samples.append(sample)
             self.clock.record(sample.ttft_ns / 1e9)
             return completion
