@@ -286,6 +286,11 @@ class ReleaseRules:
 
     version: Version
 
+    @classmethod
+    def of(cls, text: str) -> ReleaseRules:
+        """The rules of release ``text`` (``0.12.6``; an ``-rcN`` counts as its release)."""
+        return cls(release_of(text))
+
     def promises(self, name: str) -> bool:
         """Whether the rule ``name`` covers this release."""
         return rule(name).applies(self.version)

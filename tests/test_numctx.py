@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_ollama_regress.expectations import Expectations
+from pytest_ollama_regress.expectations import ReleaseRules
 from pytest_ollama_regress.numctx import (
     DYNAMIC,
     STOCK,
@@ -87,12 +87,12 @@ def test_vram_tiers(gib: float, expected: int) -> None:
 
 
 def test_stock_defaults_by_version() -> None:
-    assert stock_defaults(Expectations.for_version("0.12.6")) == (4096,)
-    assert stock_defaults(Expectations.for_version("0.15.5"), vram_gib=80) == (262144,)
-    assert stock_defaults(Expectations.for_version("0.15.5")) == (4096, 32768, 262144)
-    assert stock_defaults(Expectations.for_version("0.15.5"),
+    assert stock_defaults(ReleaseRules.of("0.12.6")) == (4096,)
+    assert stock_defaults(ReleaseRules.of("0.15.5"), vram_gib=80) == (262144,)
+    assert stock_defaults(ReleaseRules.of("0.15.5")) == (4096, 32768, 262144)
+    assert stock_defaults(ReleaseRules.of("0.15.5"),
                           env={"OLLAMA_CONTEXT_LENGTH": "8192"}) == (8192,)
-    assert stock_defaults(Expectations.for_version("0.11.4"),
+    assert stock_defaults(ReleaseRules.of("0.11.4"),
                           env={"OLLAMA_CONTEXT_LENGTH": "0"}) == (4096,)
 
 
@@ -103,7 +103,7 @@ def test_stock_defaults_by_version() -> None:
         ("0.12.6", LLAMA, 8192, 8192),
         ("0.12.6", LLAMA, 262144, 262144),  # ps shows the request before the clamp
         ("0.15.5", LLAMA, 262144, 131072),  # ps shows the clamped context
-        ("0.0.0", LLAMA, 262144, 131072),   # a source build is the newest
+        ("0.33.0", LLAMA, 262144, 131072),
         ("0.12.6", LLAVA, 512, 2048),       # vision floor from 0.11.5
         ("0.11.4", LLAVA, 512, 512),        # no vision floor before
         ("0.11.4", LLAMA, 2, 4),
@@ -113,20 +113,20 @@ def test_stock_defaults_by_version() -> None:
 )
 def test_stock_ps_context_length(version: str, model: ModelLimits, num_ctx: int | None,
                                  ps: int) -> None:
-    expect = Expectations.for_version(version)
+    expect = ReleaseRules.of(version)
     assert StockPolicy().ps_context_length(ContextRequest(num_ctx=num_ctx), model,
                                            expect) == (ps,)
 
 
 def test_stock_effective_is_always_clamped() -> None:
-    expect = Expectations.for_version("0.12.6")
+    expect = ReleaseRules.of("0.12.6")
     assert StockPolicy().effective(ContextRequest(num_ctx=10**6), LLAMA, expect) == (131072,)
 
 
 @given(st.integers(min_value=1, max_value=2**20), st.sampled_from(["0.10.0", "0.11.4",
        "0.11.5", "0.12.6", "0.15.4", "0.15.5", "0.33.1", "0.0.0"]), st.booleans())
 def test_stock_properties(num_ctx: int, version: str, vision: bool) -> None:
-    expect = Expectations.for_version(version)
+    expect = ReleaseRules.of(version)
     model = ModelLimits("m", context_length=32768, vision=vision)
     (ps,) = StockPolicy().ps_context_length(ContextRequest(num_ctx=num_ctx), model, expect)
     (eff,) = StockPolicy().effective(ContextRequest(num_ctx=num_ctx), model, expect)
@@ -140,7 +140,7 @@ def test_stock_properties(num_ctx: int, version: str, vision: bool) -> None:
 
 
 def test_dynamic_policy_ignores_num_ctx() -> None:
-    expect = Expectations.for_version("0.12.6")
+    expect = ReleaseRules.of("0.12.6")
     policy = DynamicPolicy()
     assert policy.ps_context_length(ContextRequest(num_ctx=512, length=3000), LLAMA,
                                     expect) == (6144,)
@@ -157,5 +157,31 @@ def test_get_policy() -> None:
 def test_model_limits_from_show() -> None:
     show = {"capabilities": ["completion", "vision"],
             "model_info": {"general.architecture": "llama", "llama.context_length": 32768}}
-    assert ModelLimits.from_show("llava:7b", show) == LLAVA
-    assert ModelLimits.from_show("x", {}) == ModelLimits("x")
+    limits = ModelLimits.from_show("llava:7b", show)
+    assert (limits.name, limits.context_length, limits.vision) == ("llava:7b", 32768, True)
+    empty = ModelLimits.from_show("x", {})
+    assert (empty.context_length, empty.vision, empty.default_num_ctx) == (None, False, None)
+
+
+GPT_OSS_SHOW = {"capabilities": ["completion", "thinking"],
+                "details": {"family": "gptoss", "families": ["gptoss"]},
+                "model_info": {"general.architecture": "gptoss", "gptoss.context_length": 131072}}
+
+
+@pytest.mark.parametrize(("version", "ps"), [("0.10.0", (1000,)), ("0.11.0", (1000, 8192)),
+                                             ("0.15.4", (1000, 8192)), ("0.15.5", (1000,))])
+def test_gpt_oss_floor_or_low_vram(version: str, ps: tuple[int, ...]) -> None:
+    """8192 from v0.11.0 through v0.15.4, unless low-VRAM mode (then the request stands)."""
+    gpt_oss = ModelLimits.from_show("gpt-oss:20b", GPT_OSS_SHOW)
+    assert StockPolicy().ps_context_length(ContextRequest(num_ctx=1000), gpt_oss,
+                                           ReleaseRules.of(version)) == ps
+
+
+def test_modelfile_num_ctx_is_the_default() -> None:
+    show = {"parameters": 'num_ctx                        8192\nstop "<|im_end|>"',
+            "model_info": {"general.architecture": "llama", "llama.context_length": 8192}}
+    model = ModelLimits.from_show("smollm2-8k", show)
+    assert model.default_num_ctx == 8192
+    for version in ("0.12.6", "0.15.5"):
+        assert StockPolicy().ps_context_length(ContextRequest(), model,
+                                               ReleaseRules.of(version)) == (8192,)

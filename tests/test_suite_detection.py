@@ -32,14 +32,17 @@ EXPECTED: dict[str, tuple[set[tuple[str, str]], str]] = {
         | {("test_generate_image_count", n) for n in COUNTS}
         | {("test_literal_img_placeholder", ""), ("test_history_images", ""),
            ("test_model_sees_picture", "chat"), ("test_model_sees_picture", "generate"),
-           ("test_images_to_non_vision_model", "")},
-        "images were dropped before rendering|did not see the picture",
+           ("test_images_to_non_vision_model", ""), ("test_prompt_eval_grows_per_image", ""),
+           ("test_multi_image_answer", "")},
+        "images were dropped before rendering|did not see the picture|did not see every image"
+        "|the runner embedded 0 of",
     ),
     "vision-miscount": (
         {("test_chat_image_count", n) for n in COUNTS[1:]}
         | {("test_generate_image_count", n) for n in COUNTS[1:]}
-        | {("test_literal_img_placeholder", ""), ("test_history_images", "")},
-        "the last image is missing",
+        | {("test_literal_img_placeholder", ""), ("test_history_images", ""),
+           ("test_prompt_eval_grows_per_image", ""), ("test_multi_image_answer", "")},
+        "the last image is missing|did not grow with image 2|did not see every image",
     ),
     "images-unvalidated": (
         {("test_broken_image_is_rejected", f"{kind}-{endpoint}")
