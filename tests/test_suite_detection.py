@@ -74,7 +74,9 @@ EXPECTED: dict[str, tuple[set[tuple[str, str]], str]] = {
         "cut in the middle|truncate:false was ignored",
     ),
     "slow-ttft": (
-        {("test_ttft", f"{p}-{c}") for p in ("short", "long") for c in ("warm", "cold")},
+        # the long prompt spans several prefill batches: the server's prompt_eval_duration
+        # cannot be trusted there, so only the baseline gate judges it
+        {("test_ttft", f"short-{c}") for c in ("warm", "cold")},
         "first token is held back after prefill",
     ),
 }

@@ -82,6 +82,10 @@ class TtftClock:
         self._ttft_s = ttft_s
 
 
+PREFILL_BATCH = 512
+"""Ollama's default ``num_batch``: prompts up to this many tokens are prefilled in one batch."""
+
+
 @dataclass(frozen=True)
 class TtftSample:
     """One request: client TTFT and the server's own durations (ns)."""
@@ -180,8 +184,18 @@ class TtftResult:
                 s.thinking_ns for s in self.samples if s.thinking_ns is not None]) else {}),
         }
 
+    @property
+    def prefill_fits_one_batch(self) -> bool:
+        """Every round's prompt fitted one prefill batch, so the server's
+        ``prompt_eval_duration`` covers all of it (Ollama's llama engine times only the last
+        batch of a longer prompt: ``runner/llamarunner/runner.go``, measured on v0.12.6)."""
+        return all(s.prompt_eval_count <= PREFILL_BATCH for s in self.samples)
+
     def overhead_failure(self) -> str | None:
-        """The first-token overhead rule on the medians, or ``None`` when it holds."""
+        """The first-token overhead rule on the medians, or ``None`` when it holds (or cannot
+        be judged: a prompt longer than one batch; the baseline gate still applies)."""
+        if not self.prefill_fits_one_batch:
+            return None
         unexplained = _median([s.unexplained_ns for s in self.samples])
         allowance = _median([s.allowance_ns for s in self.samples])
         if unexplained <= allowance:
