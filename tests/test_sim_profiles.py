@@ -20,9 +20,11 @@ ENV = {"OLLAMA_NUM_PARALLEL": "4", "OLLAMA_SIM_TTFT_DELAY_MS": "120"}
 CHANGES = {
     "good": set(),
     "vision-ignored": {"image_count_1", "image_count_2", "tags_2", "answer_1", "answer_2",
-                       "image_tokens"},
-    "vision-miscount": {"image_count_2", "tags_2", "answer_2"},
+                       "image_tokens", "image_tokens_2"},
+    "vision-miscount": {"image_count_2", "tags_2", "answer_2", "image_tokens_2"},
     "images-unvalidated": {"bad_image_status"},
+    # the render shows both images; the runner embeds only the first
+    "images-first-only": {"answer_2", "image_tokens_2"},
     "numctx-scaled": {"ps_context_length", "ps_vision_floored"},
     "ps-configured": {"ps_vision_floored"},
     # the runner keeps its old (default 4096) context, so a truncate:false prompt over the
@@ -31,6 +33,10 @@ CHANGES = {
     "reload-thrash": {"reloads_on_repeat"},
     "silent-truncation": {"truncated_render", "truncate_false_status"},
     "slow-ttft": {"first_token_late"},
+    # healthy builds: only the version string differs
+    "source-build": {"reported_version"},
+    "describe-build": {"reported_version"},
+    "hash-build": {"reported_version"},
 }
 
 
@@ -71,8 +77,10 @@ def fingerprint(profile: str) -> dict[str, object]:
         out["tags_2"] = chat(messages=two, _debug_render_only=True).json()[
             "_debug_info"]["rendered_template"].count("[img-")
         text = [{"role": "user", "content": "what?"}]
-        out["image_tokens"] = (chat(messages=one).json()["prompt_eval_count"] -
-                               chat(messages=text).json()["prompt_eval_count"])
+        text_count = chat(messages=text).json()["prompt_eval_count"]
+        out["image_tokens"] = chat(messages=one).json()["prompt_eval_count"] - text_count
+        out["image_tokens_2"] = chat(messages=two).json()["prompt_eval_count"] - text_count
+        out["reported_version"] = http.get("/api/version").json()["version"]
         out["text_answer"] = chat(messages=text).json()["message"]["content"]
 
         http.post("/api/generate", json={"model": "llama3.2:3b", "prompt": "hi",
@@ -155,7 +163,8 @@ def test_good_fingerprint_is_correct(good):
     assert good["answer_1"] == "I see 3 (three) red shapes on a white background."
     assert good["answer_2"] == ("Image 1: I see 3 (three) red shapes on a white background. "
                                 "Image 2: I see 2 (two) blue shapes on a white background.")
-    assert good["image_tokens"] == 576
+    assert good["image_tokens"] == 576 and good["image_tokens_2"] == 2 * 576
+    assert good["reported_version"] == "0.12.6"
     assert good["ps_context_length"] == 4096 and good["reloads_on_repeat"] is False
     assert "SYSTEM keep me" in good["truncated_render"]
     assert good["truncate_false_status"] == 400
@@ -179,6 +188,10 @@ def test_profile_details(fingerprints):
     miscount = fingerprints("vision-miscount")
     assert miscount["image_count_2"] == 1 and miscount["tags_2"] == 1
     assert miscount["answer_2"] == "I see 3 (three) red shapes on a white background."
+    first_only = fingerprints("images-first-only")
+    assert first_only["image_count_2"] == 2 and first_only["tags_2"] == 2
+    assert first_only["image_tokens_2"] == 576
+    assert first_only["answer_2"] == "I see 3 (three) red shapes on a white background."
     assert fingerprints("numctx-scaled")["ps_context_length"] == 1024
     assert fingerprints("ps-configured")["ps_vision_floored"] == 1000
     assert fingerprints("images-unvalidated")["bad_image_status"] == (200, 200)
@@ -242,5 +255,8 @@ def test_profiles_registry_is_extensible():
 
     assert Custom().filter_images([1, 2]) == [1, 2]
     assert set(PROFILES) == {"good", "vision-ignored", "vision-miscount", "images-unvalidated",
-                             "numctx-scaled", "ps-configured", "numctx-sticky",
-                             "reload-thrash", "silent-truncation", "slow-ttft"}
+                             "images-first-only", "numctx-scaled", "ps-configured",
+                             "numctx-sticky", "reload-thrash", "silent-truncation", "slow-ttft",
+                             "source-build", "describe-build", "hash-build"}
+    healthy = {name for name, profile in PROFILES.items() if profile.healthy}
+    assert healthy == {"good", "source-build", "describe-build", "hash-build"}

@@ -36,12 +36,15 @@ def text(seed: int | None, prompt: str) -> str:
     return " ".join(sentences)
 
 
-def thinking(seed: int | None, prompt: str) -> str:
+def thinking(seed: int | None, prompt: str, sentences: int = 1) -> str:
+    """Deterministic reasoning: an opening and ``sentences`` considerations."""
     rng = _rng(seed, prompt, "think")
-    return (
-        f"Okay, the user wants an answer. {rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} "
-        f"{rng.choice(_OBJECTS)}, so I will answer {rng.choice(_TAILS)}."
-    )
+    parts = ["Okay, the user wants an answer."]
+    for index in range(max(sentences, 1)):
+        lead = "so I will answer" if index == sentences - 1 else "and next I check"
+        parts.append(f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)}, "
+                     f"{lead} {rng.choice(_TAILS)}.")
+    return " ".join(parts)
 
 
 def json_answer(seed: int | None, prompt: str, fmt: Any) -> str:

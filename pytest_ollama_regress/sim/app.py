@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import secrets
 import struct
 import threading
 import time
@@ -102,7 +103,10 @@ class App:
         self.log = log
         self.config = ServerConfig.from_env(self.env, features, profile, latency)
         self.scheduler = Scheduler(self.config, log)
-        self.store = ModelStore(self.env.get("OLLAMA_MODELS") or None)
+        self.store = ModelStore(self.env.get("OLLAMA_MODELS") or None,
+                                self.env.get("OLLAMA_SIM_MODELS", ""))
+        #: llama-server's ``LLAMA_MEDIA_MARKER``: random per process (native chat, v0.30.0+)
+        self.media_marker = f"<__ollama_media_{secrets.token_hex(16)}__>"
         self._records: OrderedDict[str, Record] = OrderedDict()
         self._records_lock = threading.Lock()
         self._next_id = 0
@@ -135,8 +139,13 @@ class App:
     def root(self, ex: Exchange) -> None:
         ex.text(200, "Ollama is running")
 
+    @property
+    def reported_version(self) -> str:
+        """The version string this server shows (the profile's; it behaves as ``features``)."""
+        return self.profile.reported_version(self.features.version)
+
     def version(self, ex: Exchange) -> None:
-        ex.json(200, {"version": self.features.version})
+        ex.json(200, {"version": self.reported_version})
 
     def tags(self, ex: Exchange) -> None:
         models = []
@@ -165,10 +174,10 @@ class App:
         body: dict[str, Any] = {}
         if spec.license:
             body["license"] = spec.license
-        body["modelfile"] = spec.modelfile()
+        body["modelfile"] = spec.modelfile(self.features.renderers)
         if spec.parameters:
             body["parameters"] = spec.parameters_text()
-        body["template"] = spec.template
+        body["template"] = spec.shown_template
         system = req.get("system") or spec.system
         if system:
             body["system"] = system

@@ -1,9 +1,10 @@
 """Scheduler and loaded runners: options, ``num_ctx``, parallel slots, reloads, ``/api/ps``.
 
 Follows ``server/sched.go``: a runner is reused unless a load-time option differs
-(``needsReload``), each runner has ``OLLAMA_NUM_PARALLEL`` slots (1 for embedding models),
-loads are serialised and take the scheduled load time, ``keep_alive`` sets the expiry and 0
-unloads after the request.
+(``needsReload``), each runner has ``OLLAMA_NUM_PARALLEL`` slots (1 for embedding models and
+the encoder-cache families), loads are serialised and take the scheduled load time,
+``keep_alive`` sets the expiry and 0 unloads after the request. ``num_ctx`` is the request's,
+else the Modelfile's ``PARAMETER num_ctx``, else the server default (section 16.4).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from typing import Any
 from pytest_ollama_regress.sim import errors
 from pytest_ollama_regress.sim.catalogue import ModelSpec
 from pytest_ollama_regress.sim.errors import ApiError
-from pytest_ollama_regress.sim.features import Features
+from pytest_ollama_regress.sim.features import LOW_VRAM_GIB, Features
 from pytest_ollama_regress.sim.latency import Latency, env_number
 from pytest_ollama_regress.sim.profiles import Profile
 from pytest_ollama_regress.sim.wire import go_json_kind
 
 GIB = 1 << 30
+#: reported VRAM: the v0.15.5+ 4096 tier, and at or above the 20 GiB low-VRAM threshold
+DEFAULT_VRAM_GIB = 20.0
 
 # option name -> Go kind ("int", "float", "bool", "array")
 OPTION_TYPES: dict[str, str] = {
@@ -115,7 +118,7 @@ class ServerConfig:
     latency: Latency
     num_parallel: int = 1
     context_length: int = 0  # OLLAMA_CONTEXT_LENGTH (0 = version default)
-    vram_gib: float = 16.0
+    vram_gib: float = 20.0  # total VRAM minus OLLAMA_GPU_OVERHEAD (20: not low-VRAM mode)
     keep_alive_s: float = 300.0
     max_loaded: int = 3
     max_queue: int = 512
@@ -133,7 +136,7 @@ class ServerConfig:
             features=features, profile=profile, latency=latency,
             num_parallel=int(env_number(env, "OLLAMA_NUM_PARALLEL", 0)) or 1,
             context_length=int(env_number(env, "OLLAMA_CONTEXT_LENGTH", 0)),
-            vram_gib=env_number(env, "OLLAMA_SIM_VRAM_GIB", 16.0) - overhead_gib,
+            vram_gib=env_number(env, "OLLAMA_SIM_VRAM_GIB", DEFAULT_VRAM_GIB) - overhead_gib,
             keep_alive_s=keep,
             max_loaded=int(env_number(env, "OLLAMA_MAX_LOADED_MODELS", 0)) or 3,
             max_queue=int(env_number(env, "OLLAMA_MAX_QUEUE", 512)) or 512,
@@ -144,6 +147,11 @@ class ServerConfig:
         if self.context_length > 0:
             return self.context_length
         return self.features.default_num_ctx(self.vram_gib)
+
+    @property
+    def low_vram(self) -> bool:
+        """Total VRAM under 20 GiB (CPU included): no 8192 floor (v0.11.4-v0.15.4)."""
+        return self.vram_gib < LOW_VRAM_GIB
 
 
 @dataclass(frozen=True)
@@ -177,15 +185,19 @@ class RunnerPlan:
 
 
 def plan_runner(spec: ModelSpec, options: Mapping[str, Any], config: ServerConfig) -> RunnerPlan:
-    """Effective runner options for ``spec`` (section 6.2: default, floors, clamp)."""
+    """Effective runner options for ``spec`` (sections 6.2, 16.4: default, Modelfile
+    ``PARAMETER``s, request, family and scheduler floors, clamp)."""
     features = config.features
+    model = {k: v for k, v in spec.runner_defaults().items() if k in RUNNER_OPTIONS}
+    options = {**model, **options}
     auto = "num_ctx" not in options and config.context_length <= 0
     configured = int(options.get("num_ctx", config.default_num_ctx))
-    num_ctx = max(configured, 4)
+    num_ctx = max(configured, features.ctx_floor(spec.families, config.low_vram), 4)
     if spec.is_vision and features.vision_ctx_floor:
         num_ctx = max(num_ctx, 2048)
     ctx = min(num_ctx, spec.context_length)
-    parallel = 1 if spec.is_embedding else config.num_parallel
+    single = spec.is_embedding or features.single_slot(spec.family)
+    parallel = 1 if single else config.num_parallel
     return RunnerPlan(
         num_ctx=num_ctx, ctx=ctx, parallel=parallel,
         num_batch=int(options.get("num_batch", 512)), num_gpu=int(options.get("num_gpu", -1)),

@@ -7,7 +7,6 @@ scheduled times through a callback and returns the final metrics.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -15,16 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pytest_ollama_regress.sim import answers, errors, tokens, vision
+from pytest_ollama_regress.sim import answers, errors, imagetags, modelrules, tokens, vision
 from pytest_ollama_regress.sim.catalogue import ModelSpec, normalize_name
-from pytest_ollama_regress.sim.engine import Assignment, parse_options, plan_runner
+from pytest_ollama_regress.sim.engine import Assignment, RunnerPlan, parse_options, plan_runner
 from pytest_ollama_regress.sim.errors import ApiError, RunnerError
-from pytest_ollama_regress.sim.render import Msg, Prompt, chat_prompt, render_custom
+from pytest_ollama_regress.sim.formats import execute
+from pytest_ollama_regress.sim.render import Msg, Prompt, chat_prompt
 
 if TYPE_CHECKING:
     from pytest_ollama_regress.sim.app import App
 
-_TAG_RE = re.compile(r"\[img-\d+\]")
+HARMONY_THINKING_SENTENCES = 4  # gpt-oss reasons at length before it answers
 
 
 @dataclass
@@ -160,6 +160,8 @@ def _resolve_think(app: App, spec: ModelSpec, name: str, think: bool | str | Non
                    ) -> tuple[bool, bool]:
     """(thinking on, thinking inline in content as <think> tags)."""
     capable = "thinking" in spec.capabilities
+    if spec.harmony:  # gpt-oss ignores think:false; levels are its own (every version)
+        return True, False
     wants = think is True or isinstance(think, str)
     if wants and not capable:
         raise errors.no_thinking(spec, name, app.features)
@@ -203,12 +205,13 @@ def _output(app: App, spec: ModelSpec, prompt: Prompt, options: dict[str, Any],
             last_user: str, ctx: int) -> tuple[list[Step], str, RunnerError | None]:
     seed = options.get("seed")
     key = prompt.text
-    error: RunnerError | None = None
     content: str
     call = answers.tool_call(tools, last_user) if tools else None
-    if spec.is_vision and prompt.images:
+    pictures = app.profile.runner_images(prompt.images)
+    error = modelrules.runner_image_error(spec, app.features, len(pictures))
+    if spec.is_vision and pictures:
         try:
-            content = vision.describe(prompt.images)
+            content = vision.describe(pictures)
         except vision.VisionError as exc:
             error = RunnerError(f"Failed to create new sequence: failed to process inputs: {exc}")
             content = ""
@@ -217,8 +220,10 @@ def _output(app: App, spec: ModelSpec, prompt: Prompt, options: dict[str, Any],
     else:
         content = answers.text(seed, key)
     steps: list[Step] = []
+    sentences = HARMONY_THINKING_SENTENCES if spec.harmony else 1
     if think_on:
-        steps += [Step("thinking", p) for p in tokens.pieces(answers.thinking(seed, key))]
+        steps += [Step("thinking", p)
+                  for p in tokens.pieces(answers.thinking(seed, key, sentences))]
     elif think_inline:
         content = f"<think>\n{answers.thinking(seed, key)}\n</think>\n\n{content}"
     done_reason = "stop"
@@ -240,14 +245,18 @@ def _output(app: App, spec: ModelSpec, prompt: Prompt, options: dict[str, Any],
     return steps, done_reason, error
 
 
-def _prompt_eval(spec: ModelSpec, prompt: Prompt) -> int:
+def _prompt_eval(app: App, spec: ModelSpec, prompt: Prompt) -> int:
+    """Prompt tokens: the text without image placeholders, plus the image tokens of every
+    image the runner embeds (a vision model; others ignore images)."""
     if spec.is_vision and prompt.images:
-        return tokens.count(_TAG_RE.sub("", prompt.text)) + spec.image_tokens * len(prompt.images)
+        embedded = app.profile.runner_images(prompt.images)
+        return (tokens.count(imagetags.strip_placeholders(prompt.text)) +
+                spec.image_tokens * len(embedded))
     return tokens.count(prompt.text)
 
 
 def _finish_prompt(app: App, spec: ModelSpec, prompt: Prompt, ctx: int, truncate: bool) -> int:
-    count = _prompt_eval(spec, prompt)
+    count = _prompt_eval(app, spec, prompt)
     if count > ctx:
         if not truncate and app.features.truncate_field and app.profile.honours_truncate_false:
             raise errors.context_exceeded(app.features)
@@ -263,10 +272,17 @@ def _load_or_unload(app: App, spec: ModelSpec, name: str, options: dict[str, Any
     if keep_alive is not None and keep_alive == 0:
         app.scheduler.unload(spec.name)
         return Special("unload", name)
-    assignment = app.scheduler.acquire(spec, plan_runner(spec, options, app.config),
-                                       keep_alive, started_ns)
+    assignment = _acquire(app, spec, plan_runner(spec, options, app.config), keep_alive,
+                          started_ns)
     app.scheduler.release(assignment.runner, keep_alive)
     return Special("load", name)
+
+
+def _acquire(app: App, spec: ModelSpec, plan: RunnerPlan, keep_alive: Any,
+             started_ns: int) -> Assignment:
+    """A runner for ``spec``: loads it unless this server cannot run the model."""
+    modelrules.check_runnable(spec, app.features)
+    return app.scheduler.acquire(spec, plan, keep_alive, started_ns)
 
 
 # -- chat --------------------------------------------------------------------------------
@@ -293,7 +309,8 @@ def prepare_chat(app: App, req: dict[str, Any], started_ns: int
     if spec.system and msgs[0].role != "system":
         msgs.insert(0, Msg("system", spec.system))
     wanted = plan_runner(spec, options, app.config)
-    assignment = app.scheduler.acquire(spec, wanted, keep_alive, started_ns)
+    path = modelrules.chat_mode(spec, app.features, app.env, app.media_marker)
+    assignment = _acquire(app, spec, wanted, keep_alive, started_ns)
     try:
         # the server drops history for the request's context; the runner has its own (the
         # same unless a profile kept an old runner)
@@ -304,11 +321,12 @@ def prepare_chat(app: App, req: dict[str, Any], started_ns: int
             spec, msgs, num_ctx=wanted.ctx,
             truncate=truncate or not app.profile.honours_truncate_false,
             mode=app.profile.truncation, think=think if think_on or think is False else None,
-            tools=bool(tools), debug=app.debug_kv)
+            tools=bool(tools), debug=app.debug_kv, path=path)
+        modelrules.check_chat_images(spec, prompt.messages)
         app.debug_kv("chat request", {"images": len(prompt.images), "prompt": prompt.text})
         if req.get("_debug_render_only"):
             app.scheduler.release(assignment.runner, keep_alive)
-            return DebugRender(name, prompt.text, len(prompt.images))
+            return DebugRender(name, prompt.text, prompt.image_count)
         count = _finish_prompt(app, spec, prompt, ctx, truncate)
         last_user = next((m.content for m in reversed(msgs) if m.role == "user"), "")
         steps, done_reason, error = _output(app, spec, prompt, options, think_on, think_inline,
@@ -354,8 +372,10 @@ def prepare_generate(app: App, req: dict[str, Any], started_ns: int
     if not prompt_text and not req.get("images"):
         return _load_or_unload(app, spec, name, options, keep_alive, started_ns)
     wanted = plan_runner(spec, options, app.config)
-    assignment = app.scheduler.acquire(spec, wanted, keep_alive, started_ns)
+    path = modelrules.generate_mode(spec, app.features, app.env)
+    assignment = _acquire(app, spec, wanted, keep_alive, started_ns)
     try:
+        modelrules.check_generate_images(spec, len(images))
         ctx = assignment.runner.plan.ctx
         truncate = req.get("truncate") is not False
         system = req.get("system") or spec.system
@@ -364,7 +384,7 @@ def prepare_generate(app: App, req: dict[str, Any], started_ns: int
             prompt = Prompt(prompt_text, images, [Msg("user", prompt_text)])
         elif req.get("template"):
             tags = "".join(f"[img-{i}]\n\n" for i in range(len(images)))
-            prompt = Prompt(render_custom(req["template"], tags + prompt_text, system), images,
+            prompt = Prompt(execute(req["template"], tags + prompt_text, system), images,
                             [Msg("user", prompt_text)])
         else:
             msgs = [Msg("system", system)] if system else []
@@ -376,7 +396,7 @@ def prepare_generate(app: App, req: dict[str, Any], started_ns: int
                 msgs.append(Msg("user", prompt_text))
             prompt = chat_prompt(spec, msgs, num_ctx=wanted.ctx, truncate=truncate,
                                  mode=app.profile.truncation, think=req.get("think"),
-                                 debug=app.debug_kv)
+                                 debug=app.debug_kv, path=path)
             if not inline:
                 prompt.images = list(images)
         if history:
@@ -384,7 +404,7 @@ def prepare_generate(app: App, req: dict[str, Any], started_ns: int
         app.debug_kv("generate request", {"images": len(prompt.images), "prompt": prompt.text})
         if req.get("_debug_render_only"):
             app.scheduler.release(assignment.runner, keep_alive)
-            return DebugRender(name, prompt.text, len(prompt.images))
+            return DebugRender(name, prompt.text, prompt.image_count)
         count = _finish_prompt(app, spec, prompt, ctx, truncate)
         steps, done_reason, error = _output(app, spec, prompt, options, think_on, think_inline,
                                             req.get("format"), None, prompt_text, ctx)

@@ -1,8 +1,11 @@
 """Regression profiles: each one reproduces exactly one bug our users have met.
 
 A profile is a small object whose hooks the engine calls at the one place the bug lives.
-``Profile`` itself is the correct server (``good``); a regression overrides one hook. To add
-a profile, subclass ``Profile``, override the hook, and add an instance to ``PROFILES``.
+``Profile`` itself is the correct server (``good``); a regression subclasses ``Regression``
+and overrides one hook. Healthy variants (``healthy`` true) change only what the server
+reports, never how it behaves: builds from source that report ``0.0.0``, a ``git describe``
+string or a bare hash. To add a profile, subclass, override the hook, and add an instance to
+``PROFILES``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,12 @@ class Profile:
 
     name = "good"
     description = "no regression: behaves like the real server of the simulated version"
+    healthy = True  # no regression: the suite must pass it
+
+    def reported_version(self, behaves_as: str) -> str:
+        """What ``/api/version`` (and the startup log) shows for a server that behaves as
+        release ``behaves_as``."""
+        return behaves_as
 
     def decode_image(self, data: str) -> bytes | None:
         """An ``images`` entry as bytes (Go's ``[]byte`` binding); ``None`` drops it.
@@ -32,7 +41,11 @@ class Profile:
         return go_b64decode(data)
 
     def filter_images(self, images: Sequence[T]) -> list[T]:
-        """Images that survive until rendering (the runner sees exactly these)."""
+        """Images that survive until rendering (the render shows exactly these)."""
+        return list(images)
+
+    def runner_images(self, images: Sequence[T]) -> list[T]:
+        """Of the rendered images, those the runner embeds (``prompt_eval_count``, answer)."""
         return list(images)
 
     def ps_context_length(self, per_slot: int, num_parallel: int, configured: int) -> int:
@@ -69,7 +82,42 @@ class Profile:
         return f"<Profile {self.name}>"
 
 
-class VisionIgnored(Profile):
+class Regression(Profile):
+    """A server with one bug."""
+
+    healthy = False
+
+
+class SourceBuild(Profile):
+    name = "source-build"
+    description = ("healthy build from source (docker build . at a release's commit): reports "
+                   "0.0.0, behaves as the simulated version")
+
+    def reported_version(self, behaves_as: str) -> str:
+        return "0.0.0"
+
+
+class DescribeBuild(Profile):
+    name = "describe-build"
+    description = ("healthy scripts/env.sh build 11 commits after a tag: reports "
+                   "'<version>-11-g6db8da9', behaves as the simulated version")
+    commits = 11
+    abbrev = "6db8da9"
+
+    def reported_version(self, behaves_as: str) -> str:
+        return f"{behaves_as}-{self.commits}-g{self.abbrev}"
+
+
+class HashBuild(Profile):
+    name = "hash-build"
+    description = ("healthy build whose git describe found no tag: reports a bare hash "
+                   "'6db8da9', behaves as the simulated version")
+
+    def reported_version(self, behaves_as: str) -> str:
+        return DescribeBuild.abbrev
+
+
+class VisionIgnored(Regression):
     name = "vision-ignored"
     description = "images are dropped before rendering: no image_count, no [img-N] tags"
 
@@ -77,7 +125,7 @@ class VisionIgnored(Profile):
         return []
 
 
-class VisionMiscount(Profile):
+class VisionMiscount(Regression):
     name = "vision-miscount"
     description = "with 2+ images the last one is lost: image_count and tags one fewer"
 
@@ -86,7 +134,7 @@ class VisionMiscount(Profile):
         return items[:-1] if len(items) >= 2 else items
 
 
-class ImagesUnvalidated(Profile):
+class ImagesUnvalidated(Regression):
     name = "images-unvalidated"
     description = ("images are not validated: a data: URI prefix is stripped and undecodable "
                    "base64 is ignored instead of a 400")
@@ -98,7 +146,16 @@ class ImagesUnvalidated(Profile):
             return None
 
 
-class NumCtxScaled(Profile):
+class ImagesFirstOnly(Regression):
+    name = "images-first-only"
+    description = ("the runner embeds only the first image: the render shows every image, "
+                   "prompt_eval_count and the answer know only the first")
+
+    def runner_images(self, images: Sequence[T]) -> list[T]:
+        return list(images)[:1]
+
+
+class NumCtxScaled(Regression):
     name = "numctx-scaled"
     description = "/api/ps context_length is divided by OLLAMA_NUM_PARALLEL"
 
@@ -106,7 +163,7 @@ class NumCtxScaled(Profile):
         return per_slot // max(num_parallel, 1)
 
 
-class PsConfigured(Profile):
+class PsConfigured(Regression):
     name = "ps-configured"
     description = ("/api/ps context_length is the num_ctx as configured (request or default), "
                    "before the floors of 4 and 2048 (vision) the runner really runs with")
@@ -115,7 +172,7 @@ class PsConfigured(Profile):
         return configured
 
 
-class NumCtxSticky(Profile):
+class NumCtxSticky(Regression):
     name = "numctx-sticky"
     description = ("a changed num_ctx does not reload: the loaded runner keeps its old context "
                    "(and /api/ps keeps reporting it)")
@@ -125,7 +182,7 @@ class NumCtxSticky(Profile):
         return False
 
 
-class ReloadThrash(Profile):
+class ReloadThrash(Regression):
     name = "reload-thrash"
     description = "every request reloads the model (large load_duration every time)"
 
@@ -133,7 +190,7 @@ class ReloadThrash(Profile):
         return True
 
 
-class SilentTruncation(Profile):
+class SilentTruncation(Regression):
     name = "silent-truncation"
     description = "history is cut mid-message (system may be lost); truncate:false is ignored"
 
@@ -146,7 +203,7 @@ class SilentTruncation(Profile):
         return False
 
 
-class SlowTtft(Profile):
+class SlowTtft(Regression):
     name = "slow-ttft"
     description = "the first token is late by OLLAMA_SIM_TTFT_DELAY_MS (default 250 ms)"
     default_delay_ms = 250.0
@@ -169,12 +226,16 @@ PROFILES: dict[str, Profile] = {
         VisionIgnored(),
         VisionMiscount(),
         ImagesUnvalidated(),
+        ImagesFirstOnly(),
         NumCtxScaled(),
         PsConfigured(),
         NumCtxSticky(),
         ReloadThrash(),
         SilentTruncation(),
         SlowTtft(),
+        SourceBuild(),
+        DescribeBuild(),
+        HashBuild(),
     )
 }
 

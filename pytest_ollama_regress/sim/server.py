@@ -432,7 +432,7 @@ class SimServer:
         self.log("INFO", "routes.go", "server config", env=self.log.env_map(values))
         self.log("INFO", "images.go", f"total blobs: {self.app.store.count_blobs()}")
         self.log("INFO", "routes.go",
-                 f"Listening on {self.host}:{self.port} (version {self.version})")
+                 f"Listening on {self.host}:{self.port} (version {self.app.reported_version})")
         vram = cfg.vram_gib
         if vram > 0:
             self.log("INFO", "types.go", "inference compute", id="GPU-sim-0", library="cuda",
@@ -441,6 +441,9 @@ class SimServer:
         else:
             self.log("INFO", "types.go", "inference compute", id="cpu", library="cpu",
                      name="cpu", total="0 B")
+        if self.app.features.low_vram_mode and cfg.low_vram:
+            self.log("INFO", "routes.go", "entering low vram mode",
+                     **{"\"total vram\"": f"{max(vram, 0):.1f} GiB", "threshold": "20.0 GiB"})
         if self.app.features.vram_default_ctx:
             self.log("INFO", "routes.go", "vram-based default context",
                      total_vram=f"{vram:.1f} GiB", default_num_ctx=cfg.default_num_ctx)

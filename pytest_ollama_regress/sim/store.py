@@ -1,8 +1,13 @@
 """Installed models: which catalogue models are present, their manifests and mtimes.
 
+``OLLAMA_SIM_MODELS`` chooses the models a fresh server has: unset, the default set (the
+catalogue's ``installed`` models); ``all``, every catalogue model; else a comma-separated list
+of names, where ``default`` stands for the default set (``default,gpt-oss:20b``). The default
+models are the newest, so ``/api/tags`` lists them first whatever is added.
+
 With ``OLLAMA_MODELS`` set, manifests live on disk like the real server's
 (``manifests/registry.ollama.ai/library/<name>/<tag>``): a fresh folder is filled with the
-default catalogue, an existing one is read back, pull writes and delete removes.
+chosen models, an existing one is read back, pull writes and delete removes.
 """
 
 from __future__ import annotations
@@ -12,13 +17,43 @@ import threading
 import time
 from pathlib import Path
 
-from pytest_ollama_regress.sim.catalogue import CATALOGUE, REGISTRY, ModelSpec, by_name
+from pytest_ollama_regress.sim.catalogue import (
+    CATALOGUE,
+    REGISTRY,
+    ModelSpec,
+    by_name,
+    normalize_name,
+)
+
+
+def chosen_models(selection: str) -> list[ModelSpec]:
+    """The models ``OLLAMA_SIM_MODELS=selection`` installs (ValueError naming the choices)."""
+    text = selection.strip().strip("\"'").strip()
+    if not text:
+        return [spec for spec in CATALOGUE if spec.installed]
+    if text.lower() == "all":
+        return list(CATALOGUE)
+    specs = by_name()
+    names: list[str] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        if item.lower() == "default":
+            names += [spec.name for spec in CATALOGUE if spec.installed]
+            continue
+        normal = normalize_name(item)
+        if normal is None or normal not in specs:
+            raise ValueError(
+                f"OLLAMA_SIM_MODELS: unknown model {item!r}: use all, default, or names from "
+                f"{', '.join(specs)}")
+        names.append(normal)
+    return [specs[name] for name in dict.fromkeys(names)]
 
 
 class ModelStore:
     """Thread-safe set of installed models with their ``modified_at`` times (ns)."""
 
-    def __init__(self, models_dir: str | None = None) -> None:
+    def __init__(self, models_dir: str | None = None, selection: str = "") -> None:
         self._lock = threading.Lock()
         self._specs = by_name()
         self._installed: dict[str, int] = {}
@@ -30,9 +65,8 @@ class ModelStore:
                 if path is not None and path.is_file():
                     self._installed[spec.name] = path.stat().st_mtime_ns
         else:
-            for spec in CATALOGUE:
-                if spec.installed:
-                    self._install(spec, spec.modified_unix * 1_000_000_000)
+            for spec in chosen_models(selection):
+                self._install(spec, spec.modified_unix * 1_000_000_000)
 
     def _manifest_root(self) -> Path | None:
         if self.root is None:
