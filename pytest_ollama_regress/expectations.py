@@ -90,7 +90,7 @@ RULES: dict[str, Rule] = _rules(
     Rule("renderer image tag space", "a built-in renderer model's `[img-N]` tags are followed "
          "by a space before text", since="0.23.4"),
     Rule("renderer [img] not replaced", "built-in renderer models do not replace a literal "
-         "`[img]` (an upstream bug)", since="0.18.0", until="0.23.4"),
+         "`[img]` (an upstream bug)", since="0.17.1", until="0.23.4"),
     Rule("native chat media markers", "a model without a Go TEMPLATE is chatted natively: "
          "images become `<__ollama_media_...__>` markers, no `[img-N]`, `[img]` kept",
          since="0.30.0"),
@@ -100,6 +100,8 @@ RULES: dict[str, Rule] = _rules(
     Rule("text-model image error", "text-only gemma3/mistral3/llama4/qwen25vl models fail "
          "a request with images: `missing data required for image input`", until="0.30.0"),
     Rule("mllama one image", "mllama (llama3.2-vision) takes at most one image per request"),
+    Rule("mllama runs", "mllama models load and run (the llama.cpp runner of v0.30+ has no "
+         "mllama)", until="0.30.0"),
     Rule("generate image tags separate", "each generate image is its own message: "
          "`[img-0]\\n\\n<prompt>`", since="0.11.5", until="0.12.6"),
     Rule("generate image tags attached", "generate images are attached to the prompt: "
@@ -260,10 +262,16 @@ def image_tag_forms(content: str, images: int, start: int = 0) -> tuple[str, ...
     return tuple(forms)
 
 
-GENERATE_SEPARATORS = ("", "\n\n", " ")
-"""What may follow each ``[img-N]`` of a generate render: attached (v0.12.6+), a blank line
-(before), a space (renderer models, v0.23.4+). Every form is healthy: the snapshot diff shows a
-change between images."""
+def generate_tag_forms(prompt: str, images: int) -> tuple[str, ...]:
+    """Every healthy way a generate render starts its prompt with ``images`` tags: attached
+    (``[img-0][img-1]<prompt>``, v0.12.6+), each followed by a blank line (before), or the
+    tags then a space (renderer models, v0.23.4+). The snapshot diff shows a change of form
+    between images."""
+    tags = image_tags(images)
+    forms = ["".join(tags) + prompt, "".join(f"{tag}\n\n" for tag in tags) + prompt]
+    if tags:
+        forms.append("".join(tags) + " " + prompt)
+    return tuple(forms)
 
 _MEDIA_RE = re.compile(r"<__ollama_media_[0-9a-zA-Z_]*__>")
 _SEPARATED_TAG_RE = re.compile(r"(\[img-\d+\])(?:\n\n| )")

@@ -26,6 +26,23 @@ _FLOOR_RULES = {"gptoss": "gpt-oss num_ctx floor", "gpt-oss": "gpt-oss num_ctx f
                 "qwen3vl": "qwen3vl num_ctx floor", "qwen3vlmoe": "qwen3vl num_ctx floor"}
 ALWAYS_THINKING_FAMILIES = frozenset({"gptoss", "gpt-oss"})
 _NUM_CTX_PARAM = re.compile(r"^\s*num_ctx\s+(\d+)\s*$", re.MULTILINE)
+_MODELFILE_LINE = "^{}[ \t]+(\\S+)"
+PROMPT_ONLY_TEMPLATES = frozenset({"", "{{ .Prompt }}"})
+"""What ``/api/show`` gives as ``template`` for a model without a Go TEMPLATE of its own."""
+
+
+def _modelfile_value(show: Mapping[str, Any], keyword: str) -> str:
+    """``RENDERER qwen3-vl-thinking`` -> ``qwen3-vl-thinking``: ``/api/show`` never fills its
+    ``renderer``/``parser`` fields; they appear only as ``modelfile`` lines (checked in
+    Ollama's source, v0.12.0 - v0.33.0-rc2)."""
+    direct = show.get(keyword.lower())
+    if direct:
+        return str(direct)
+    modelfile = show.get("modelfile")
+    if not isinstance(modelfile, str):
+        return ""
+    match = re.search(_MODELFILE_LINE.format(keyword), modelfile, re.MULTILINE)
+    return match.group(1) if match else ""
 
 
 @dataclass(frozen=True)
@@ -57,7 +74,7 @@ class ModelFacts:
                                                 else [])
         return cls(
             name=name, architecture=arch, families=tuple(str(f) for f in families),
-            renderer=str(show.get("renderer") or ""), parser=str(show.get("parser") or ""),
+            renderer=_modelfile_value(show, "RENDERER"), parser=_modelfile_value(show, "PARSER"),
             template=str(show.get("template") or ""),
             capabilities=tuple(str(c) for c in show.get("capabilities") or ()),
             context_length=int(ctx) if ctx else None,
@@ -82,15 +99,26 @@ class ModelFacts:
 
     @property
     def may_chat_natively(self) -> bool:
-        """No Go TEMPLATE: from v0.30 its chat may go through the native Jinja path."""
-        return not self.template.strip() or self.has_renderer
+        """No Go TEMPLATE of its own (``/api/show`` then says ``{{ .Prompt }}``): from v0.30
+        its chat may go through the native Jinja path (``OLLAMA_GO_TEMPLATE=0`` sends Go
+        template models there too, which a test cannot see: the render shows it)."""
+        return self.template.strip() in PROMPT_ONLY_TEMPLATES
 
     @property
     def renders_assistant_turns(self) -> bool:
-        """A legacy template without ``.Response`` or ``.Messages`` never renders replies."""
-        if self.has_renderer or not self.template.strip():
+        """A legacy template without ``.Response`` or ``.Messages`` (llava's, or the bare
+        ``{{ .Prompt }}``) never renders replies; a renderer model does."""
+        if self.has_renderer:
             return True
         return ".Messages" in self.template or ".Response" in self.template
+
+    @property
+    def renders_system(self) -> bool:
+        """A legacy template without ``.System`` or ``.Messages`` (the bare ``{{ .Prompt }}``)
+        never renders system messages."""
+        if self.has_renderer:
+            return True
+        return ".Messages" in self.template or ".System" in self.template
 
     @property
     def single_image(self) -> bool:
@@ -101,6 +129,10 @@ class ModelFacts:
     def always_thinks(self) -> bool:
         """gpt-oss ignores ``think`` (§16.5)."""
         return bool(self.kinds & ALWAYS_THINKING_FAMILIES)
+
+    def runs_on(self, release: ReleaseRules) -> bool:
+        """Whether ``release`` can load the model at all (mllama: not from v0.30)."""
+        return not self.single_image or release.promises("mllama runs")
 
     def rejects_images(self, release: ReleaseRules) -> bool:
         """A text-only gemma3/mistral3/llama4/qwen25vl model errors on images before v0.30."""

@@ -320,6 +320,29 @@ def ollama_expect(request: pytest.FixtureRequest, ollama_target: TargetInfo,
     return expectations_for(request.config, ollama_target, ollama)
 
 
+@pytest.fixture(autouse=True)
+def _ollama_models_run(request: pytest.FixtureRequest) -> None:
+    """Skip a test whose model the target's release cannot load at all (mllama from v0.30,
+    §16.3), naming the rule, instead of failing it."""
+    names = [n for n in ("ollama_model", "ollama_vision_model") if n in request.fixturenames]
+    if not names or "ollama_target" not in request.fixturenames:
+        return
+    from pytest_ollama_regress.expectations import rule
+    from pytest_ollama_regress.model_facts import ModelFacts
+
+    client = request.getfixturevalue("ollama")
+    expect = expectations_for(request.config, request.getfixturevalue("ollama_target"), client)
+    for name in names:
+        model = str(request.getfixturevalue(name))
+        facts = ModelFacts.from_show(model, client.show(model))
+        runs = {facts.runs_on(view) for view in expect.views}
+        if runs == {False}:
+            pytest.skip(f"{model} ({facts.architecture}) cannot run on "
+                        f"{expect.server_version}: {rule('mllama runs').skip_reason(expect.server_version)}")
+        if runs == {True, False}:
+            pytest.skip(expect.ambiguous_reason(rule("mllama runs")))
+
+
 @pytest.fixture
 def ollama_picture() -> Any:
     """``make_picture(count=3, colour="red", *, shape, word, size)`` -> ``Picture``."""

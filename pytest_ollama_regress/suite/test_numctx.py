@@ -299,19 +299,19 @@ def _survivors(messages: list[dict[str, str]], text: str) -> list[str]:
 
 def _check_survivors(states: list[str], applied: str,
                      skipped: frozenset[int] = frozenset()) -> None:
-    """Whole oldest messages dropped, system and last kept; ``skipped`` messages (replies a
-    legacy template never renders) are left out of the judgement."""
-    states = [s for i, s in enumerate(states) if i not in skipped]
+    """Whole oldest messages dropped, system and last kept; ``skipped`` messages (ones the
+    model's template never renders) are left out of the judgement."""
     problems = []
-    if states[0] != "kept":
+    if 0 not in skipped and states[0] != "kept":
         problems.append(f"the system message was {states[0]}")
     if states[-1] != "kept":
         problems.append(f"the last message was {states[-1]}")
-    problems += [f"message {i} was cut in the middle" for i, s in enumerate(states) if s == "cut"]
-    turns = states[1:]
-    first_kept = next((i for i, s in enumerate(turns) if s == "kept"), len(turns))
-    problems += [f"message {i + 1} was dropped while an older one was kept"
-                 for i, s in enumerate(turns) if i > first_kept and s != "kept"]
+    problems += [f"message {i} was cut in the middle" for i, s in enumerate(states)
+                 if s == "cut" and i not in skipped]
+    turns = [(i, s) for i, s in enumerate(states) if i and i not in skipped]
+    first_kept = next((n for n, (_, s) in enumerate(turns) if s == "kept"), len(turns))
+    problems += [f"message {i} was dropped while an older one was kept"
+                 for n, (i, s) in enumerate(turns) if n > first_kept and s != "kept"]
     if problems:
         fail(rule(applied).fail("; ".join(problems) + f" (messages: {_runs(states)})"))
 
@@ -328,11 +328,12 @@ def _runs(states: list[str]) -> str:
 
 
 def _unrendered(client: Any, model: str, messages: list[dict[str, str]]) -> frozenset[int]:
-    """The assistant messages a legacy template (no ``.Response``/``.Messages``) never
-    renders: they are not lost to truncation."""
-    if model_facts(client, model).renders_assistant_turns:
-        return frozenset()
-    return frozenset(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    """The messages a legacy template never renders (replies without ``.Response``, system
+    messages without ``.System``): they are not lost to truncation."""
+    facts = model_facts(client, model)
+    roles = {"assistant"} if not facts.renders_assistant_turns else set()
+    roles |= {"system"} if not facts.renders_system else set()
+    return frozenset(i for i, m in enumerate(messages) if m["role"] in roles)
 
 
 def test_truncation_keeps_system_and_last(ollama: Any, ollama_model: str,
