@@ -71,10 +71,15 @@ def probe(client: Any, model: str | None) -> dict[str, str]:
     return {"debug render": render.shape}
 
 
-def summary_line(target_id: str, expect: Expectations) -> str:
-    """``img: 0.0.0 (source build (0.0.0): release unknown); probed debug render full``."""
+def behaviour_note(expect: Expectations) -> str:
+    """``source build (0.0.0): release unknown; may be any of 10 releases; probed: debug
+    render full``: the inventory's note and the summary line's body."""
     probes = ", ".join(f"{k} {v}" for k, v in sorted(expect.probes.items())) or "nothing"
     releases = ("judged as " + str(expect.version) if expect.known else
                 f"may be any of {len(expect.releases)} releases")
-    return (f"{target_id}: {expect.server_version} ({expect.describe()}; {releases}); "
-            f"probed: {probes}")
+    return f"{expect.describe()}; {releases}; probed: {probes}"
+
+
+def summary_line(target_id: str, expect: Expectations) -> str:
+    """``img: 0.0.0 (source build (0.0.0): release unknown; may be any of …)``."""
+    return f"{target_id}: {expect.server_version} ({behaviour_note(expect)})"

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from pytest_ollama_regress.behaviour import behaviour_note
 from pytest_ollama_regress.bisect import BisectState
 from pytest_ollama_regress.boundary import (
     DEFAULT_DIFF_PATHS,
@@ -49,6 +50,9 @@ from pytest_ollama_regress.reports import (
 )
 from pytest_ollama_regress.targets import REGISTRY_KEY, TARGET_FIXTURE, target_id_of
 
+EXPECT_FIXTURE = "ollama_expect"
+"""The suite's fixture whose value says how the target's version was read and probed."""
+
 REPORT_ATTR = "ollama_inventory"
 PLUGIN_NAME = "ollama-inventory-session"
 
@@ -69,6 +73,7 @@ class InventoryState:
     settings: InventorySettings
     statuses: dict[str, dict[str, MarkerStatus]] = field(default_factory=dict)
     servers: dict[str, str] = field(default_factory=dict)
+    behaviours: dict[str, str] = field(default_factory=dict)
     nodeids: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
     bisect: BisectState | None = None
     probing: str | None = None
@@ -261,12 +266,15 @@ class InventoryPlugin:
         report = yield
         target = target_id_of(item)
         if target is not None:
-            info = getattr(item, "funcargs", {}).get(TARGET_FIXTURE)
+            funcargs = getattr(item, "funcargs", {})
+            info = funcargs.get(TARGET_FIXTURE)
+            expect = funcargs.get(EXPECT_FIXTURE)
             bisect = self.state.bisect
             setattr(report, REPORT_ATTR, {
                 "target": target,
                 "markers": _tracked(item, self.state.settings.markers),
                 "server": getattr(info, "server_version", "") or "",
+                "behaviour": behaviour_note(expect) if expect is not None else "",
                 "bisect_skipped": bool(bisect and target in bisect.skipped),
             })
         return report
@@ -277,6 +285,8 @@ class InventoryPlugin:
             return
         if info.get("server"):
             self.state.servers[info["target"]] = info["server"]
+        if info.get("behaviour"):
+            self.state.behaviours[info["target"]] = info["behaviour"]
         outcome = _outcome(report, bool(info.get("bisect_skipped")))
         if outcome is not None:
             self.state.record(info["target"], info["markers"], outcome, report.nodeid)
@@ -293,6 +303,7 @@ class InventoryPlugin:
             row.server_version = self.state.servers.get(target.id) or (
                 endpoint.server_version if endpoint is not None else ""
             )
+            row.notes = self.state.behaviours.get(target.id, row.notes)
             rows.append(row)
         return rows
 

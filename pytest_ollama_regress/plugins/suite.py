@@ -17,7 +17,13 @@ from typing import Any
 
 import pytest
 
-from pytest_ollama_regress.behaviour import parse_behaves_as, probe, stated_release, summary_line
+from pytest_ollama_regress.behaviour import (
+    ALL_TARGETS,
+    parse_behaves_as,
+    probe,
+    stated_release,
+    summary_line,
+)
 from pytest_ollama_regress.catalogue import first_with
 from pytest_ollama_regress.expectations import Expectations
 from pytest_ollama_regress.images import make_picture
@@ -31,6 +37,7 @@ from pytest_ollama_regress.suite.ttft_probe import (
     summary_lines,
 )
 from pytest_ollama_regress.targets import (
+    REGISTRY_KEY,
     TargetError,
     TargetInfo,
     registry_of,
@@ -252,6 +259,26 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         settings = dataclasses.replace(
             settings, baseline_id=resolve_baseline(settings.baseline_ref, targets))
     config.stash[SETTINGS_KEY] = settings
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """How each started target's version string is read (probes come in the summary)."""
+    settings = config.stash.get(SETTINGS_KEY, None)
+    registry = config.stash.get(REGISTRY_KEY, None)
+    if settings is None or registry is None:
+        return []
+    lines = []
+    for target in registry.targets:
+        endpoint = registry.started_endpoint(target.id)
+        if endpoint is None:
+            continue
+        stated = settings.behaves_as.get(target.id) or settings.behaves_as.get(ALL_TARGETS)
+        try:
+            expect = Expectations.for_version(endpoint.server_version, stated)
+        except ValueError:
+            continue
+        lines.append(f"  {target.id}: {endpoint.server_version}: {expect.describe()}")
+    return ["ollama releases (--ollama-behaves-as states one):", *lines] if lines else []
 
 
 def expectations_for(config: pytest.Config, info: TargetInfo, client: Any) -> Expectations:
