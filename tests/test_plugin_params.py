@@ -153,17 +153,23 @@ def test_min_version_skips_older_targets(pytester: pytest.Pytester) -> None:
         "-v",
         "--ollama-sim=good@0.11.4",
         "--ollama-sim=good@0.12.6",
-        "--ollama-sim=good@0.0.0",
+        "--ollama-sim=source-build@0.12.6",
+        "--ollama-sim=good@0.12.6-rc0",
     )
-    result.assert_outcomes(passed=2, skipped=1)
+    result.assert_outcomes(passed=2, skipped=2)
     result.stdout.fnmatch_lines(
         [
             "*test_new[[]sim-good-0.12.6[]] PASSED*",
-            "*test_new[[]sim-good-0.0.0[]] PASSED*",
+            "*test_new[[]sim-good-0.12.6-rc0[]] PASSED*",
             "SKIPPED [[]1[]] *sim-good-0.11.4 runs Ollama 0.11.4, older than 0.11.5 required by "
             "min_version",
+            "SKIPPED [[]1[]] *min_version 0.11.5: server 0.0.0 (source build (0.0.0): release "
+            "unknown)*--ollama-behaves-as*",
         ]
     )
+    stated = pytester.runpytest("-rs", "--ollama-sim=source-build@0.12.6",
+                                "--ollama-behaves-as=0.12.6")
+    stated.assert_outcomes(passed=1)
 
 
 CAPABILITY_TESTS = """

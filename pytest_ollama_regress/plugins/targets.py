@@ -423,20 +423,31 @@ def capabilities_of(config: pytest.Config, url: str) -> dict[str, list[str]]:
     return cached  # type: ignore[return-value]
 
 
+def _stated_expectations(config: pytest.Config, info: TargetInfo) -> Any:
+    """The target's possible releases, narrowed by ``--ollama-behaves-as ID=X.Y.Z`` (or one
+    for every target) and the image label (see ``behaviour``)."""
+    from pytest_ollama_regress.behaviour import parse_behaves_as, stated_release
+    from pytest_ollama_regress.expectations import Expectations
+
+    try:
+        stated = parse_behaves_as(config.getoption("ollama_behaves_as", None) or [])
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    labels = info.image.labels if info.image is not None else None
+    return Expectations.for_version(info.server_version,
+                                    stated_release(stated, info.id, labels))
+
+
 def _marker_skip(config: pytest.Config, item: pytest.Item, info: TargetInfo) -> None:
     for mark in item.iter_markers("min_version"):
         required = parse_version(mark.args[0])
-        try:
-            actual = parse_version(info.server_version)
-        except ValueError:
-            pytest.skip(
-                f"{info.id} reports version {info.server_version!r}, which cannot be compared "
-                f"with min_version {mark.args[0]}"
-            )
-        if not actual.is_source_build and actual < required:
-            pytest.skip(
-                f"{info.id} runs Ollama {actual}, older than {required} required by min_version"
-            )
+        expect = _stated_expectations(config, info)
+        newer = {release >= required for release in expect.releases}
+        if newer == {False}:
+            pytest.skip(f"{info.id} runs Ollama {info.server_version}, older than {required} "
+                        "required by min_version")
+        if newer == {True, False}:
+            pytest.skip(f"min_version {required}: {expect.ambiguous_reason('min_version')}")
     for mark in item.iter_markers("requires_capability"):
         capability = mark.args[0]
         models = capabilities_of(config, info.url)
