@@ -165,12 +165,13 @@ def test_history_images(ollama: Any, ollama_vision_model: str,
                   "images of earlier messages are numbered in order across the history")
 
 
-SESSION_WORDS = ("amber", "birch", "cedar", "delta")
-"""One per request of the growth check: a different first word defeats the prompt cache."""
+SESSION_WORDS = ("1", "2", "3", "4")
+"""One per request of the growth check: a different first word defeats the prompt cache; one
+digit each, so every request's text has the same number of tokens."""
 
 
 def _prompt_tokens(ollama: Any, model: str, images: list[bytes], word: str) -> int:
-    messages = [{"role": "system", "content": f"Session {word}."},
+    messages = [{"role": "system", "content": f"{word} Session."},
                 {"role": "user", "content": "Describe these pictures.", "images": images}]
     return ollama.chat(model, messages, options={"temperature": 0, "num_predict": 1}
                        ).metrics.prompt_eval_count
