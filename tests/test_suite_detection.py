@@ -235,3 +235,38 @@ def test_container_images(pytester: pytest.Pytester, request: pytest.FixtureRequ
     failed = {(o.test, o.param) for o in outcomes
               if o.target == bad["short_id"] and o.status == "failed"}
     assert failed == EXPECTED["vision-ignored"][0]
+
+
+HEALTHY_BUILDS = ("source-build@0.11.5", "good@0.12.6-rc0", "hash-build@0.12.6",
+                  "describe-build@0.12.5", "good@0.11.5-rc0", "source-build@0.15.5",
+                  "good@0.23.4", "good@0.30.0")
+
+
+def test_healthy_builds_raise_no_alarm(pytester: pytest.Pytester) -> None:
+    """rc, describe, hash-only and 0.0.0 builds of several eras: nothing fails; what only the
+    release would tell is skipped naming --ollama-behaves-as."""
+    result = pytester.runpytest(*RUN_OPTIONS, "--pyargs", "pytest_ollama_regress.suite",
+                                *(f"--ollama-sim={b}" for b in HEALTHY_BUILDS), "-rs")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) == 0 and outcomes.get("error", 0) == 0, \
+        result.stdout.str()[-3000:]
+    assert outcomes["passed"] > 300
+    result.stdout.fnmatch_lines(["*depends on the release it behaves as; state it with "
+                                 "--ollama-behaves-as*"])
+
+
+def test_every_model_family_raises_no_alarm(pytester: pytest.Pytester) -> None:
+    """Renderer, native-chat, gpt-oss, gemma3 text, mllama and Modelfile num_ctx models across
+    eras: only the real upstream bug of renderer models (0.17.1 - 0.23.3) fails. (The reload
+    checks time the simulator's loads; with 7 models x 4 servers they are left to the
+    per-profile run above.)"""
+    result = pytester.runpytest(
+        *RUN_OPTIONS, "--pyargs", "pytest_ollama_regress.suite", "-m", "not ttft",
+        "-k", "not reload",
+        *(f"--ollama-sim=good@{v}" for v in ("0.12.6", "0.15.4", "0.20.0", "0.33.0")),
+        "--ollama-env=OLLAMA_SIM_MODELS=all", "--ollama-model=all")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) == 1, result.stdout.str()[-3000:]
+    result.stdout.fnmatch_lines([
+        "FAILED*test_literal_img_placeholder[[]sim-good-0.20.0-qwen3-vl-2b*",
+        "*rule: renderer [[]img[]] not replaced, 0.17.1 - 0.23.4 excluded*"])
