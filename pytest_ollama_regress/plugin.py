@@ -11,4 +11,5 @@ pytest_plugins = [
     "pytest_ollama_regress.plugins.catalogue",
     "pytest_ollama_regress.plugins.suite",
     "pytest_ollama_regress.plugins.inventory",
+    "pytest_ollama_regress.plugins.placement",
 ]

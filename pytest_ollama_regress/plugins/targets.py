@@ -345,7 +345,10 @@ def _check_marker_args(definition: pytest.Item) -> None:
             )
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize over the targets first, so the target's id opens the test id's brackets
+    (``test_x[4beecd8-short]``): the xdist placement reads it there (``placement.py``)."""
     if TARGET_FIXTURE not in metafunc.fixturenames:
         return
     registry = registry_of(metafunc.config)
@@ -355,17 +358,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize(
         TARGET_FIXTURE, params, ids=[p.target_id for p in params], indirect=True, scope="session"
     )
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist, group each target's tests (used by ``--dist loadgroup``)."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        param = target_param_of(item)
-        if param is not None and item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(f"ollama-{param.target_id}"))
 
 
 @pytest.fixture(scope="session")
