@@ -142,7 +142,6 @@ class TargetScheduling:
         """Drop ``node``; when it crashed, its unfinished work moves elsewhere."""
         pending = self.node2pending.pop(node)
         self.node2units.pop(node, None)
-        self.node2collection.pop(node, None)
         if not pending:
             return None
         assert self.collection is not None

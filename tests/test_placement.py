@@ -61,17 +61,20 @@ def start(ids: list[str], targets: list[str], workers: int) -> tuple[TargetSched
 def drain(sched: TargetScheduling, nodes: list[FakeWorker], seed: int = 0) -> None:
     """Run the workers in a random interleaving until every one is done; fail on a hang."""
     rng = random.Random(seed)
+    running = list(nodes)
     for _ in range(100_000):
-        runnable = [n for n in nodes if n.can_run()]
+        for node in [n for n in running if n.shutting_down and not n.queue]:
+            running.remove(node)  # the worker finished its session: xdist removes it
+            assert sched.remove_node(node) is None
+        runnable = [n for n in running if n.can_run()]
         if not runnable:
             break
         node = rng.choice(runnable)
         index = node.queue.pop(0)
         node.ran.append(index)
         sched.mark_test_complete(node, index)
-    stuck = [n for n in nodes if n.queue or not n.shutting_down]
-    assert not stuck, f"workers left waiting: {[(n, n.queue, n.shutting_down) for n in stuck]}"
-    assert sched.tests_finished and not sched.has_pending
+    assert not running, f"workers left waiting: {[(n, n.queue, n.shutting_down) for n in running]}"
+    assert sched.tests_finished and not sched.has_pending  # else xdist's loop never ends
 
 
 def placement(sched: TargetScheduling, nodes: list[FakeWorker]) -> dict[str, set[str]]:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from pytest_ollama_regress.placement import TargetScheduling, group_scope, target_scope
+from pytest_ollama_regress.plugins.targets import close_targets
 from pytest_ollama_regress.targets import REGISTRY_KEY
 
 #: --dist modes the plugin schedules itself
@@ -76,3 +77,15 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"ollama xdist: --dist {dist} may run a target's tests on several workers, each starting "
         "its own container; use --dist load (the default) to keep each target on one worker"
     ]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In an xdist worker, stop its targets before the worker reports itself finished.
+
+    Once every worker has reported, the controller ends them (execnet interrupts a worker 5 s
+    later), which would cut a ``compose down`` in ``pytest_unconfigure`` short and leave
+    containers behind. ``trylast``: the other plugins' session-finish hooks still see them.
+    """
+    if hasattr(session.config, "workerinput"):
+        close_targets(session.config)

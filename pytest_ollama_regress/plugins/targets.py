@@ -228,10 +228,10 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         _build_registry(config, registry, settings)
     except TargetError as exc:
-        _close(config)
+        close_targets(config)
         raise pytest.UsageError(str(exc)) from None
     except BaseException:
-        _close(config)
+        close_targets(config)
         raise
 
 
@@ -273,7 +273,8 @@ def _default_target(settings: Settings) -> Target:
         )
 
 
-def _close(config: pytest.Config) -> None:
+def close_targets(config: pytest.Config) -> None:
+    """Close the clients and stop every target (idempotent)."""
     state = config.stash.get(_STATE_KEY, None)
     if state is not None:
         for client in state.clients.values():
@@ -290,7 +291,7 @@ def _close(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    _close(config)
+    close_targets(config)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
