@@ -81,7 +81,7 @@ def test_inventory_rows_boundary_and_git_diff(pytester, sim_images):
     # given newest first: the boundary orders by created time
     result, started = run_inner(
         pytester, f"--ollama-image={bad['id']}", f"--ollama-image={good['tag']}",
-        "--ollama-inventory", "inv.json",
+        "--ollama-inventory=inv.json",
     )
     result.assert_outcomes(passed=3, failed=1)
     assert started == 2

@@ -61,7 +61,7 @@ def test_statuses_per_marker_against_good_and_vision_ignored(pytester):
     pytester.makepyfile(test_checks=CHECKS)
     result = pytester.runpytest(
         "--ollama-sim=good", "--ollama-sim=vision-ignored", "-m", "vision",
-        "--ollama-inventory", "inv.json",
+        "--ollama-inventory=inv.json",
     )
     result.assert_outcomes(passed=3, failed=1, deselected=7)
     fail = "FAIL (test_sees_the_picture[sim-vision-ignored])"
@@ -87,7 +87,7 @@ def test_statuses_per_marker_against_good_and_vision_ignored(pytester):
 
 def test_every_tracked_marker_gets_a_column_and_unmarked_tests_go_to_other(pytester):
     pytester.makepyfile(test_checks=CHECKS)
-    result = pytester.runpytest("--ollama-sim=good", "--ollama-inventory", "inv.csv")
+    result = pytester.runpytest("--ollama-sim=good", "--ollama-inventory=inv.csv")
     result.assert_outcomes(passed=5, skipped=1)
     assert section(result)[:3] == [
         "Target    Server version  vision  numctx  ttft  other",
@@ -213,7 +213,7 @@ def test_no_summary_when_no_test_uses_a_target(pytester):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--ollama-inventory", "inv.txt"],
+        (["--ollama-inventory=inv.txt"],
          "ERROR: --ollama-inventory inv.txt: unknown suffix '.txt' (use .csv, .json, .md, .png "
          "or .svg)"),
         (["--ollama-bisect"],
@@ -248,7 +248,7 @@ def test_ttft_picture_from_benchmark_results(pytester, monkeypatch):
     """)
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # else benchmarks are disabled
     result = pytester.runpytest_subprocess("--ollama-sim=good", "--ollama-sim=slow-ttft",
-                                           "--ollama-inventory", "inv.png")
+                                           "--ollama-inventory=inv.png")
     result.assert_outcomes(passed=2)
     assert (pytester.path / "inv.png").read_bytes().startswith(b"\x89PNG")
     assert (pytester.path / "inv-ttft.png").read_bytes().startswith(b"\x89PNG")
@@ -257,7 +257,7 @@ def test_ttft_picture_from_benchmark_results(pytester, monkeypatch):
 def test_statuses_reach_the_controller_under_xdist(pytester):
     pytester.makepyfile(test_checks=CHECKS)
     result = pytester.runpytest("--ollama-sim=good", "--ollama-sim=vision-ignored", "-m", "vision",
-                                "-n", "2", "--ollama-inventory", "inv.csv")
+                                "-n", "2", "--ollama-inventory=inv.csv")
     result.assert_outcomes(passed=3, failed=1)
     assert section(result)[2:4] == [
         "sim-good            0.12.6          OK",
