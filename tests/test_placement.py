@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_ollama_regress.placement import TargetScheduling, group_scope, target_scope
+from pytest_ollama_regress.plugins.placement import worker_count
 
 
 class FakeWorker:
@@ -115,6 +116,12 @@ def test_group_scope_reads_the_loadgroup_suffix() -> None:
     assert group_scope("t.py::test_x[1]@db") == "@db"
     assert group_scope("t.py::test_x[a@b]") is None
     assert group_scope("t.py::test_x") is None
+
+
+def test_worker_count_from_tx_specs() -> None:
+    assert worker_count(["4*popen"]) == 4
+    assert worker_count(["popen", "2*popen//python=python3.12", "ssh=host"]) == 4
+    assert worker_count([]) == 0
 
 
 # the scheduler -------------------------------------------------------------------------------

@@ -28,6 +28,15 @@ def explicit_target_ids(config: pytest.Config) -> list[str]:
     return [t.id for t in registry.targets if not t.metadata.get("default")]
 
 
+def worker_count(specs: list[str]) -> int:
+    """Workers the ``--tx`` specs start (``-n 4`` is ``4*popen``)."""
+    count = 0
+    for spec in specs:
+        number, star, _ = spec.partition("*")
+        count += int(number) if star and number.isdigit() else 1
+    return count
+
+
 def _distributing(config: pytest.Config) -> bool:
     """True in an xdist controller that hands tests to workers."""
     return config.pluginmanager.hasplugin("dsession")
@@ -40,7 +49,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> TargetSchedu
     if dist not in PLACED_MODES or not target_ids:
         return None
     from xdist.report import report_collection_diff
-    from xdist.workermanage import parse_tx_spec_config
 
     def scope_of(nodeid: str) -> str | None:
         target = target_scope(nodeid, target_ids)
@@ -53,7 +61,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> TargetSchedu
         config.hook.pytest_collectreport(report=report)
 
     return TargetScheduling(
-        len(parse_tx_spec_config(config)),
+        worker_count(config.getoption("tx", None) or []),
         scope_of,
         log=log.ollamasched if log is not None else None,
         report_diff=report_collection_diff,
