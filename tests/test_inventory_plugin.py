@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from pytest_ollama_regress.plugins.inventory import case_of
+
 pytestmark = pytest.mark.usefixtures("no_step_summary")
 
 CHECKS = """
@@ -240,18 +242,40 @@ def test_ttft_picture_from_benchmark_results(pytester, monkeypatch):
         import pytest
 
         @pytest.mark.ttft
-        def test_first_token(ollama, benchmark):
+        @pytest.mark.parametrize("prompt", ["short", "long"])
+        def test_first_token(ollama, benchmark, prompt):
             def first_token():
                 return ollama.generate("llama3.2:3b", "hi", options={"num_predict": 2}).timing
             timing = benchmark.pedantic(first_token, rounds=3, iterations=1)
             benchmark.extra_info["ttft_s"] = [timing.ttft_s]
+
+        @pytest.mark.ttft
+        def test_plain(ollama, benchmark):
+            benchmark.pedantic(ollama.version, rounds=2, iterations=1)
     """)
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # else benchmarks are disabled
     result = pytester.runpytest_subprocess("--ollama-sim=good", "--ollama-sim=slow-ttft",
-                                           "--ollama-inventory=inv.png")
-    result.assert_outcomes(passed=2)
+                                           "--ollama-inventory=inv.png", "--ollama-inventory=inv.svg")
+    result.assert_outcomes(passed=6)
     assert (pytester.path / "inv.png").read_bytes().startswith(b"\x89PNG")
     assert (pytester.path / "inv-ttft.png").read_bytes().startswith(b"\x89PNG")
+    svg = (pytester.path / "inv-ttft.svg").read_text()
+    # one series per case (the legend), never pooled; benchmark timings when no ttft_s is given
+    for label in ("short", "long", "test_plain", "sim-good", "sim-slow-ttft"):
+        assert f">{label}<" in svg, label
+
+
+@pytest.mark.parametrize(
+    ("nodeid", "target", "case"),
+    [
+        ("t.py::test_ttft[4beecd8-short-warm]", "4beecd8", "short-warm"),
+        ("t.py::test_ttft[4beecd8]", "4beecd8", "test_ttft"),
+        ("t.py::test_ttft[short-sim-good]", "sim-good", "short"),
+        ("t.py::test_ttft[short-sim-good-cold]", "sim-good", "short-cold"),
+    ],
+)
+def test_case_of(nodeid: str, target: str, case: str) -> None:
+    assert case_of(nodeid, target) == case
 
 
 def test_statuses_reach_the_controller_under_xdist(pytester):
