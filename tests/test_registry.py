@@ -307,7 +307,7 @@ def test_writes_go_through_a_temp_file_and_keep_the_mode(tmp_path: Path) -> None
         reg.models["x"] = {"name": "x"}
     assert path.stat().st_ino != inode  # replaced, not rewritten in place
     assert path.stat().st_mode & 0o777 == 0o640
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["reg.json", "reg.json.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reg.json"]  # no lock file left
 
 
 def test_unchanged_registry_is_not_rewritten(tmp_path: Path) -> None:
@@ -369,4 +369,4 @@ def test_concurrent_importers_leave_a_valid_complete_file(tmp_path: Path) -> Non
     assert set(reg.models) == expected | {"shared-ollama-gguf"}
     assert path.read_text() == reg.dumps()
     leftovers = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("list"))
-    assert leftovers == ["reg.json", "reg.json.lock"]
+    assert leftovers == ["reg.json"]  # nor a lock file, nor a temp file
