@@ -134,7 +134,7 @@ def test_fails(ollama):
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([
         f"*- ollama log: {good['short_id']} (last lines) -*",
-        "*Listening on 127.0.0.1:* (version 0.11.4)*",
+        f"*Listening on 127.0.0.1:* (version {good['version']})*",
     ])
     assert ours(inner_pid(pytester)) == []
 
