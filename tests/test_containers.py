@@ -334,14 +334,19 @@ def test_xdist_starts_one_container_per_image_on_distinct_ports(
     it within seconds, whatever it is doing)."""
     pytester.makeconftest("""
 import os, subprocess
+import pytest
 
-def pytest_unconfigure(config):  # a conftest's hook runs before the plugin's
-    if hasattr(config, "workerinput"):
+# innermost: after every session-finish hook, before xdist reports the worker finished
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_sessionfinish(session):
+    result = yield
+    if hasattr(session.config, "workerinput"):
         out = subprocess.run(
             ["docker", "ps", "-aq", "--filter", "label=io.ollama-regress.pid=%d" % os.getpid()],
             capture_output=True, text=True, timeout=30, check=True,
         )
-        (config.rootpath / ("left-%d.txt" % os.getpid())).write_text(out.stdout)
+        (session.config.rootpath / ("left-%d.txt" % os.getpid())).write_text(out.stdout)
+    return result
 """)
     pytester.makepyfile(test_inner=RECORD + """
 
