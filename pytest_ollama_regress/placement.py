@@ -46,10 +46,11 @@ def target_scope(nodeid: str, target_ids: Iterable[str]) -> str | None:
     parametrized first it is a later one (``-T-`` or ``-T]``). Longer ids are tried first, so
     ``sim-good-x`` wins over ``sim-good``.
     """
-    start = nodeid.find("[")
-    if start < 0 or not nodeid.endswith("]") and "]@" not in nodeid:
+    names = nodeid.partition("::")[2]  # after the file's path, which may hold "[" itself
+    start = names.find("[")  # function and class names cannot
+    if start < 0 or not names.endswith("]") and "]@" not in names:
         return None
-    params = nodeid[start:]
+    params = names[start:]
     ids = sorted({_escaped(t) for t in target_ids}, key=len, reverse=True)
     for target in ids:
         if params.startswith((f"[{target}]", f"[{target}-")):

@@ -106,10 +106,13 @@ def placement(sched: TargetScheduling, nodes: list[FakeWorker]) -> dict[str, set
         ("t.py::test_x[sim-goodness]", None),
         ("t.py::test_x", None),
         ("t.py::test_x[lab\\xe9l]", "labél".encode("unicode_escape").decode()),
+        ("a[1]/t-sim-good-x.py::test_x[3]", None),  # a path is not a parameter
+        ("t.py::test_x[[::1]:11434-short]", "[::1]:11434"),  # an IPv6 URL target
     ],
 )
 def test_target_scope_reads_the_target_id(nodeid: str, expected: str | None) -> None:
-    assert target_scope(nodeid, ["sim-good", "sim-good-x", "4beecd8", "labél"]) == expected
+    targets = ["sim-good", "sim-good-x", "4beecd8", "labél", "[::1]:11434"]
+    assert target_scope(nodeid, targets) == expected
 
 
 def test_group_scope_reads_the_loadgroup_suffix() -> None:
