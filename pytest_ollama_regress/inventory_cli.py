@@ -79,8 +79,11 @@ def _inspect(refs: Sequence[str]) -> list[InventoryRow]:
     from pytest_ollama_regress.docker_engine import DockerEngine, DockerError, parse_image_ref
     from pytest_ollama_regress.targets import Target
 
-    def mine(exc: Exception) -> InventoryError:  # the engine's messages name the pytest option
-        return InventoryError(str(exc).removeprefix("--ollama-image "))
+    def mine(exc: Exception) -> InventoryError:
+        """The engine's messages are the plugin's: drop its option names (this command only
+        inspects: it has no --ollama-pull)."""
+        text = str(exc).removeprefix("--ollama-image ").replace(" or pass --ollama-pull", "")
+        return InventoryError(text)
 
     try:
         parsed = [parse_image_ref(r) for r in refs]

@@ -6,9 +6,11 @@ Each capability registers its own options, markers, fixtures and hooks in a modu
 """
 
 pytest_plugins = [
+    "pytest_ollama_regress.plugins.cmdline",
     "pytest_ollama_regress.plugins.targets",
     "pytest_ollama_regress.plugins.containers",
     "pytest_ollama_regress.plugins.catalogue",
     "pytest_ollama_regress.plugins.suite",
     "pytest_ollama_regress.plugins.inventory",
+    "pytest_ollama_regress.plugins.placement",
 ]

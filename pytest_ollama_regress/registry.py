@@ -1,9 +1,9 @@
 """The model registry file and its lifecycle: import, deprecate, purge, backfill, list.
 
 The file is JSON written deterministically (sorted keys, two-space indent, one trailing
-newline) so it diffs well.  Every write holds an exclusive lock on ``<file>.lock`` and goes
-through a temporary file in the same folder and ``os.replace``, so concurrent writers never
-leave a torn file and never lose each other's updates.
+newline) so it diffs well.  Every write holds an exclusive lock on ``<file>.lock`` (removed
+again afterwards) and goes through a temporary file in the same folder and ``os.replace``, so
+concurrent writers never leave a torn file and never lose each other's updates.
 """
 
 from __future__ import annotations
@@ -151,27 +151,51 @@ def load_registry(path: str | Path, *, missing_ok: bool = True) -> Registry:
 
 @contextlib.contextmanager
 def _file_lock(path: Path, timeout: float) -> Iterator[None]:
+    """Hold ``<file>.lock`` exclusively; the lock file is removed again on release.
+
+    Removing it is safe because a writer that got the lock checks that the file it locked is
+    still the one at that path (else an earlier holder removed it: it locks the new one).
+    """
     lock_path = path.with_name(path.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                _lock_fd(fd)
-                break
-            except OSError:
-                if time.monotonic() >= deadline:
-                    raise RegistryError(
-                        f"{path}: locked by another writer for {timeout:g}s; "
-                        f"retry, or remove {lock_path} if no writer is running"
-                    ) from None
-                time.sleep(0.01)
+    deadline = time.monotonic() + timeout
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            yield
-        finally:
+            while True:
+                try:
+                    _lock_fd(fd)
+                    break
+                except OSError:
+                    if time.monotonic() >= deadline:
+                        raise RegistryError(
+                            f"{path}: locked by another writer for {timeout:g}s; "
+                            f"retry, or remove {lock_path} if no writer is running"
+                        ) from None
+                    time.sleep(0.01)
+            if _still_there(fd, lock_path):
+                break
             _unlock_fd(fd)
-    finally:
+        except BaseException:
+            os.close(fd)
+            raise
         os.close(fd)
+    try:
+        yield
+    finally:
+        try:
+            if os.name != "nt":  # Windows cannot remove an open file; the lock file stays there
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(lock_path)
+            _unlock_fd(fd)
+        finally:
+            os.close(fd)
+
+
+def _still_there(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 if os.name == "nt":  # pragma: no cover - exercised on Windows only

@@ -8,6 +8,7 @@ import importlib.util
 import io
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -162,15 +163,27 @@ def to_markdown(
     return "\n".join(out) + "\n"
 
 
+_LONG_HEX = re.compile(r"\b(sha256:)?([0-9a-f]{12})[0-9a-f]{28,52}\b")
+
+
+def _terminal_cell(text: str) -> str:
+    """Long hex (digests, revisions) cut to 12 digits plus an ellipsis."""
+    return _LONG_HEX.sub(lambda m: f"{m.group(1) or ''}{m.group(2)}…", text)
+
+
 def terminal_lines(rows: Sequence[InventoryRow], markers: Sequence[str]) -> list[str]:
     """The table aligned for a terminal.
 
-    Metadata columns that are empty or repeat the target in every row are left out (an
-    unlabelled image's target is its short ID); the file formats keep every column.
+    Short forms only: the full image ID is left out (the short ID names the image), digests and
+    revisions are cut to 12 hex digits; metadata columns that are empty or repeat the target in
+    every row are left out too (an unlabelled image's target is its short ID). The files keep
+    every column in full.
     """
     headers, cells = table(rows, markers)
+    cells = [[_terminal_cell(v) for v in line] for line in cells]
     keep = [i for i, h in enumerate(headers)
-            if h in markers or h == "Target" or any(line[i] not in ("", line[0]) for line in cells)]
+            if h in markers or h == "Target"
+            or (h != "Image ID" and any(line[i] not in ("", line[0]) for line in cells))]
     headers = [headers[i] for i in keep]
     cells = [[line[i] for i in keep] for line in cells]
     widths = [max(len(h), *(len(line[i]) for line in cells)) for i, h in enumerate(headers)]
@@ -187,12 +200,12 @@ def write_inventory(
     markers: Sequence[str],
     found: Boundary | None = None,
     paths: Sequence[str] = DEFAULT_DIFF_PATHS,
-    ttft: Mapping[str, Sequence[float]] | None = None,
+    ttft: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
 ) -> list[Path]:
     """Write the inventory in the format the suffix names; returns the files written.
 
-    ``.png`` / ``.svg`` write the status matrix to ``path`` and, with TTFT samples, the TTFT
-    chart beside it as ``<stem>-ttft<suffix>``.
+    ``.png`` / ``.svg`` write the status matrix to ``path`` and, with TTFT samples (seconds by
+    image, then by case), the TTFT chart beside it as ``<stem>-ttft<suffix>``.
     """
     path = Path(path)
     fmt = output_format(path)
@@ -206,7 +219,7 @@ def write_inventory(
         path.write_text(to_markdown(rows, markers, found, paths), encoding="utf-8")
     else:
         written = [plot_status_matrix(rows, markers, path)]
-        samples = {t: list(v) for t, v in (ttft or {}).items() if v}
+        samples = {t: cases for t, cases in (ttft or {}).items() if any(cases.values())}
         if samples:
             written.append(plot_ttft(samples, path.with_name(f"{path.stem}-ttft{path.suffix}")))
         return written
@@ -283,18 +296,39 @@ def ttft_stats(samples: Mapping[str, Sequence[float]]) -> dict[str, tuple[float,
     return out
 
 
-def plot_ttft(samples: Mapping[str, Sequence[float]], path: Path) -> Path:
-    """Bars of TTFT median and p95 (ms) per image, in the given order."""
-    stats = ttft_stats(samples)
-    names = list(stats)
-    fig = _figure(1.5 + 0.9 * len(names), 3.5)
+def ttft_series(
+    samples: Mapping[str, Mapping[str, Sequence[float]]],
+) -> tuple[list[str], dict[str, list[tuple[float, float] | None]]]:
+    """Images (in the given order) and, per case (``short-warm``, ...), the (median, p95) of
+    each image, ``None`` where that image has no sample of the case."""
+    targets = [t for t, cases in samples.items() if any(cases.values())]
+    cases: list[str] = []
+    for by_case in samples.values():
+        cases += [c for c, values in by_case.items() if values and c not in cases]
+    stats = {t: ttft_stats(samples[t]) for t in targets}
+    return targets, {c: [stats[t].get(c) for t in targets] for c in cases}
+
+
+def plot_ttft(samples: Mapping[str, Mapping[str, Sequence[float]]], path: Path) -> Path:
+    """TTFT median (bar) and p95 (whisker) in ms: one series per case, grouped per image.
+
+    Cases are never pooled: a regression in one of them (say long prompts, cold) shows.
+    """
+    targets, series = ttft_series(samples)
+    fig = _figure(2.0 + 0.35 * len(targets) * max(1, len(series)), 3.8)
     ax = fig.add_subplot()
-    xs = range(len(names))
-    ax.bar([x - 0.2 for x in xs], [stats[n][0] * 1e3 for n in names], 0.4, label="median")
-    ax.bar([x + 0.2 for x in xs], [stats[n][1] * 1e3 for n in names], 0.4, label="p95")
-    ax.set_xticks(list(xs), names)
-    ax.set_ylabel("TTFT (ms)")
-    ax.set_title("time to first token per image")
-    ax.legend()
-    fig.savefig(path)
+    width = 0.8 / max(1, len(series))
+    for k, (case, values) in enumerate(series.items()):
+        xs = [i - 0.4 + width * (k + 0.5) for i, v in enumerate(values) if v is not None]
+        med = [v[0] * 1e3 for v in values if v is not None]
+        p95 = [max(0.0, v[1] - v[0]) * 1e3 for v in values if v is not None]
+        ax.bar(xs, med, width, yerr=[[0.0] * len(p95), p95], capsize=2, label=case)
+    ax.set_xticks(list(range(len(targets))), targets)
+    ax.set_ylabel("TTFT (ms): median, p95 whisker")
+    ax.set_title("time to first token per image and case")
+    ax.legend(fontsize="small")
+    from matplotlib import rc_context
+
+    with rc_context({"svg.fonttype": "none"}):  # SVG text stays text
+        fig.savefig(path)
     return path

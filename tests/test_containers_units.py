@@ -209,12 +209,19 @@ def test_bad_options_are_usage_errors(pytester, monkeypatch, tmp_path, args, exp
 def test_models_dir_missing_or_a_file(pytester, monkeypatch, tmp_path) -> None:
     _no_engine(monkeypatch, tmp_path)
     pytester.makepyfile("def test_x(ollama): pass")
-    missing = pytester.runpytest_subprocess("--ollama-image", "x:1", "--ollama-models-dir", "nope")
+    missing = pytester.runpytest_subprocess("--ollama-image", "x:1", "--ollama-models-dir=nope")
     assert missing.ret == pytest.ExitCode.USAGE_ERROR
     missing.stderr.fnmatch_lines(["ERROR: --ollama-models-dir nope: no such directory; create it*"])
     (pytester.path / "afile").write_text("x")
-    a_file = pytester.runpytest_subprocess("--ollama-image", "x:1", "--ollama-models-dir", "afile")
+    a_file = pytester.runpytest_subprocess("--ollama-image", "x:1", "--ollama-models-dir=afile")
     a_file.stderr.fnmatch_lines(["ERROR: --ollama-models-dir afile: not a directory*"])
+
+
+def test_models_dir_is_checked_with_a_simulator_target_too(pytester) -> None:
+    pytester.makepyfile("def test_x(ollama): pass")
+    result = pytester.runpytest("--ollama-sim=good", "--ollama-models-dir=/nonexistent")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --ollama-models-dir /nonexistent: no such directory*"])
 
 
 def test_no_engine_names_docker_host(pytester, monkeypatch, tmp_path) -> None:

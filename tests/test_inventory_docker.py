@@ -81,7 +81,7 @@ def test_inventory_rows_boundary_and_git_diff(pytester, sim_images):
     # given newest first: the boundary orders by created time
     result, started = run_inner(
         pytester, f"--ollama-image={bad['id']}", f"--ollama-image={good['tag']}",
-        "--ollama-inventory", "inv.json",
+        "--ollama-inventory=inv.json",
     )
     result.assert_outcomes(passed=3, failed=1)
     assert started == 2
@@ -186,3 +186,16 @@ def test_inventory_command_inspects_without_starting_containers(sim_images, tmp_
     assert out.returncode == 0, out.stderr
     assert f"| {good['short_id']} | {good['short_id']} | {good['id']} |" in md.read_text()
 
+
+
+def test_inventory_command_on_an_unknown_tag_suggests_what_this_command_accepts(
+    docker_engine_info,
+):
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest_ollama_regress.cli", "inventory", "nosuch:tag"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode != 0 and out.stdout == ""
+    assert out.stderr.count("\n") == 1
+    assert "no such image" in out.stderr and "docker pull nosuch:tag" in out.stderr
+    assert "--ollama-pull" not in out.stderr  # an option of pytest, not of this command

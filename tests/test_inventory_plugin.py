@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from pytest_ollama_regress.plugins.inventory import case_of
+
 pytestmark = pytest.mark.usefixtures("no_step_summary")
 
 CHECKS = """
@@ -61,7 +63,7 @@ def test_statuses_per_marker_against_good_and_vision_ignored(pytester):
     pytester.makepyfile(test_checks=CHECKS)
     result = pytester.runpytest(
         "--ollama-sim=good", "--ollama-sim=vision-ignored", "-m", "vision",
-        "--ollama-inventory", "inv.json",
+        "--ollama-inventory=inv.json",
     )
     result.assert_outcomes(passed=3, failed=1, deselected=7)
     fail = "FAIL (test_sees_the_picture[sim-vision-ignored])"
@@ -87,7 +89,7 @@ def test_statuses_per_marker_against_good_and_vision_ignored(pytester):
 
 def test_every_tracked_marker_gets_a_column_and_unmarked_tests_go_to_other(pytester):
     pytester.makepyfile(test_checks=CHECKS)
-    result = pytester.runpytest("--ollama-sim=good", "--ollama-inventory", "inv.csv")
+    result = pytester.runpytest("--ollama-sim=good", "--ollama-inventory=inv.csv")
     result.assert_outcomes(passed=5, skipped=1)
     assert section(result)[:3] == [
         "Target    Server version  vision  numctx  ttft  other",
@@ -213,7 +215,7 @@ def test_no_summary_when_no_test_uses_a_target(pytester):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--ollama-inventory", "inv.txt"],
+        (["--ollama-inventory=inv.txt"],
          "ERROR: --ollama-inventory inv.txt: unknown suffix '.txt' (use .csv, .json, .md, .png "
          "or .svg)"),
         (["--ollama-bisect"],
@@ -240,24 +242,46 @@ def test_ttft_picture_from_benchmark_results(pytester, monkeypatch):
         import pytest
 
         @pytest.mark.ttft
-        def test_first_token(ollama, benchmark):
+        @pytest.mark.parametrize("prompt", ["short", "long"])
+        def test_first_token(ollama, benchmark, prompt):
             def first_token():
                 return ollama.generate("llama3.2:3b", "hi", options={"num_predict": 2}).timing
             timing = benchmark.pedantic(first_token, rounds=3, iterations=1)
             benchmark.extra_info["ttft_s"] = [timing.ttft_s]
+
+        @pytest.mark.ttft
+        def test_plain(ollama, benchmark):
+            benchmark.pedantic(ollama.version, rounds=2, iterations=1)
     """)
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # else benchmarks are disabled
     result = pytester.runpytest_subprocess("--ollama-sim=good", "--ollama-sim=slow-ttft",
-                                           "--ollama-inventory", "inv.png")
-    result.assert_outcomes(passed=2)
+                                           "--ollama-inventory=inv.png", "--ollama-inventory=inv.svg")
+    result.assert_outcomes(passed=6)
     assert (pytester.path / "inv.png").read_bytes().startswith(b"\x89PNG")
     assert (pytester.path / "inv-ttft.png").read_bytes().startswith(b"\x89PNG")
+    svg = (pytester.path / "inv-ttft.svg").read_text()
+    # one series per case (the legend), never pooled; benchmark timings when no ttft_s is given
+    for label in ("short", "long", "test_plain", "sim-good", "sim-slow-ttft"):
+        assert f">{label}<" in svg, label
+
+
+@pytest.mark.parametrize(
+    ("nodeid", "target", "case"),
+    [
+        ("t.py::test_ttft[4beecd8-short-warm]", "4beecd8", "short-warm"),
+        ("t.py::test_ttft[4beecd8]", "4beecd8", "test_ttft"),
+        ("t.py::test_ttft[short-sim-good]", "sim-good", "short"),
+        ("t.py::test_ttft[short-sim-good-cold]", "sim-good", "short-cold"),
+    ],
+)
+def test_case_of(nodeid: str, target: str, case: str) -> None:
+    assert case_of(nodeid, target) == case
 
 
 def test_statuses_reach_the_controller_under_xdist(pytester):
     pytester.makepyfile(test_checks=CHECKS)
     result = pytester.runpytest("--ollama-sim=good", "--ollama-sim=vision-ignored", "-m", "vision",
-                                "-n", "2", "--ollama-inventory", "inv.csv")
+                                "-n", "2", "--ollama-inventory=inv.csv")
     result.assert_outcomes(passed=3, failed=1)
     assert section(result)[2:4] == [
         "sim-good            0.12.6          OK",

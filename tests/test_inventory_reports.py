@@ -22,6 +22,7 @@ from pytest_ollama_regress.reports import (
     to_csv,
     to_json,
     to_markdown,
+    ttft_series,
     ttft_stats,
     write_inventory,
 )
@@ -148,13 +149,23 @@ def test_terminal_table_aligns_and_drops_empty_columns():
 def test_terminal_table_keeps_short_id_only_where_it_differs_from_the_target():
     full = "sha256:" + "4beecd86" * 8
     unlabelled = InventoryRow("4beecd8", image_id=full, statuses={"vision": MarkerStatus("OK")})
-    assert terminal_lines([unlabelled], ["vision"])[0].split() == ["Target", "Image", "ID",
-                                                                   "vision"]
+    assert terminal_lines([unlabelled], ["vision"])[0].split() == ["Target", "vision"]
     labelled = InventoryRow("good", image_id=full, statuses={"vision": MarkerStatus("OK")})
     assert terminal_lines([unlabelled, labelled], ["vision"])[2:] == [
-        f"4beecd8  4beecd8   {full}  OK",
-        f"good     4beecd8   {full}  OK",
+        "4beecd8  4beecd8   OK",
+        "good     4beecd8   OK",
     ]
+
+
+def test_terminal_table_uses_short_ids_digests_and_revisions(rows):
+    """Full 71-character IDs made the table ~345 columns wide; the files keep them."""
+    rows[0].revision = "4beecd86698d97d7ccd7ef3e343d2b568dc5821a"
+    lines = terminal_lines(rows, MARKERS)
+    text = "\n".join(lines)
+    assert "a" * 64 not in text and "c" * 64 not in text and rows[0].revision not in text
+    assert "ollama-sim@sha256:cccccccccccc…" in text and "4beecd86698d…" in text
+    assert max(map(len, lines)) < 240, max(map(len, lines))  # 362 with the full forms
+    assert "a" * 64 in to_csv(rows, MARKERS) and rows[0].revision in to_csv(rows, MARKERS)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".json", ".md"])
@@ -196,12 +207,26 @@ def test_ttft_stats_median_and_p95():
     assert stats["a"][1] == pytest.approx(0.88)
 
 
+def test_ttft_series_one_per_case_so_a_regression_in_one_case_shows():
+    """Pooled, bad's cases average out; per case, long-cold is 4x slower and short-warm not."""
+    targets, series = ttft_series({
+        "good": {"short-warm": [0.05, 0.05, 0.05], "long-cold": [0.5, 0.5, 0.5]},
+        "bad": {"short-warm": [0.05, 0.05, 0.05], "long-cold": [2.0, 2.0, 2.0]},
+        "none": {"short-warm": []},
+        "partial": {"long-cold": [0.6]},
+    })
+    assert targets == ["good", "bad", "partial"]
+    assert list(series) == ["short-warm", "long-cold"]
+    assert series["short-warm"] == [(0.05, 0.05), (0.05, 0.05), None]
+    assert [v[0] for v in series["long-cold"]] == [0.5, 2.0, 0.6]
+
+
 @pytest.mark.parametrize("suffix", [".png", ".svg"])
 def test_pictures_status_matrix_and_ttft(tmp_path, rows, suffix):
     pytest.importorskip("matplotlib")
     path = tmp_path / f"inventory{suffix}"
     written = write_inventory(path, rows, MARKERS, None, PATHS,
-                              ttft={"good": [0.05, 0.06], "bad": [0.4, 0.5]})
+                              ttft={"good": {"short": [0.05, 0.06]}, "bad": {"short": [0.4, 0.5]}})
     assert written == [path, tmp_path / f"inventory-ttft{suffix}"]
     for file in written:
         data = file.read_bytes()

@@ -1,4 +1,7 @@
-"""Cleanup of simulators and providers, log sections on failure, the provider hook, xdist."""
+"""Cleanup of simulators and providers, log sections on failure, the provider hook.
+
+xdist runs (every worker builds its own targets) are in ``test_placement.py``.
+"""
 
 from __future__ import annotations
 
@@ -217,34 +220,6 @@ def test_passing_tests_get_no_log_section(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-rA")
     result.assert_outcomes(passed=2)
     assert "ollama log:" not in result.stdout.str()
-
-
-def test_xdist_workers_build_their_own_targets(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
-        """
-        import pytest
-
-        @pytest.mark.parametrize("n", range(4))
-        def test_x(ollama, ollama_target, n):
-            assert ollama.version() == ollama_target.server_version
-
-        @pytest.mark.ollama_env(OLLAMA_NUM_PARALLEL="2")
-        def test_env(ollama_target):
-            assert ollama_target.env == {"OLLAMA_NUM_PARALLEL": "2"}
-        """
-    )
-    result = pytester.runpytest_subprocess(
-        "-n",
-        "2",
-        "--dist",
-        "loadgroup",
-        "--ollama-sim=good",
-        "--ollama-sim=vision-miscount",
-        "-v",
-        timeout=120,
-    )
-    result.assert_outcomes(passed=10)
-    result.stdout.fnmatch_lines(["*test_env[[]sim-vision-miscount[]]@ollama-sim-vision-miscount*"])
 
 
 def test_sims_started_before_a_usage_error_are_stopped(pytester: pytest.Pytester) -> None:

@@ -203,7 +203,9 @@ def test_bare_sim_option_before_a_path_is_explained(pytester: pytest.Pytester) -
     path = pytester.makepyfile(SENTINEL_TESTS)
     result = pytester.runpytest("--ollama-sim", str(path))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "write --ollama-sim=PROFILE" in result.stderr.str()
+    assert "write --ollama-sim=VALUE (with '='), and test paths before --ollama-sim" in (
+        result.stderr.str()
+    )
 
 
 @pytest.mark.parametrize(

@@ -194,6 +194,26 @@ def test_unknown_operation_or_flag_is_an_argparse_error(
     assert message in _one_error_line(capsys.readouterr().err)
 
 
+def test_list_of_a_missing_registry_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nonexistent" / "x.json"
+    assert run("models", "list", "--registry", str(missing)) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"ollama-regress models list: error: {missing}: no such registry file; give --registry "
+        "PATH, or create it with `ollama-regress models import`\n"
+    )
+
+
+def test_import_leaves_no_lock_file(tmp_path: Path) -> None:
+    listing = tmp_path / "list.txt"
+    listing.write_text("NAME  ID  SIZE  MODIFIED\nllava:7b  abcdef123456  4.7 GB  now\n")
+    path = tmp_path / "reg.json"
+    assert run("models", "import", "--registry", str(path), "--file", str(listing)) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["list.txt", "reg.json"]
+
+
 def test_malformed_registry_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "reg.json"
     path.write_text('{"models": {"x": {"deprecated": 1}}}')

@@ -222,7 +222,7 @@ def test_container_images(pytester: pytest.Pytester, request: pytest.FixtureRequ
         images = request.getfixturevalue("sim_images")
     except pytest.FixtureLookupError:
         pytest.skip("tests/conftest.py provides no sim_images fixture (the built images)")
-    good, bad = images["good"], images["regressed"]  # good 0.11.4, vision-ignored 0.11.5
+    good, bad = images["good"], images["regressed"]  # good 0.11.8, vision-ignored 0.11.9
     xml = pytester.path / "report.xml"
     result = pytester.runpytest_subprocess(
         "--pyargs", "pytest_ollama_regress.suite", f"--junitxml={xml}", *RUN_OPTIONS,

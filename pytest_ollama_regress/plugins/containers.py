@@ -191,6 +191,8 @@ def pytest_ollama_register_targets(config: pytest.Config, registry: TargetRegist
     sim_provider = registry.provider("sim")
     if isinstance(sim_provider, SimProvider):
         sim_provider.base_env = dict(env)
+    # checked whatever the targets: a wrong folder must not pass silently with --ollama-sim
+    models_dir = parse_models_dir(_option(config, "ollama_models_dir") or None)
     values = _images(config)
     if not values:
         return
@@ -202,7 +204,6 @@ def pytest_ollama_register_targets(config: pytest.Config, registry: TargetRegist
             refs.append(parse_image_ref(value))
         except ValueError as exc:
             raise TargetError(str(exc)) from None
-    models_dir = parse_models_dir(_option(config, "ollama_models_dir") or None)
     try:
         gpus = parse_gpus(str(_option(config, "ollama_gpus") or "auto"))
     except ValueError as exc:

@@ -75,6 +75,8 @@ class InventoryState:
     servers: dict[str, str] = field(default_factory=dict)
     behaviours: dict[str, str] = field(default_factory=dict)
     nodeids: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    #: TTFT seconds by target, then by case (``short-warm``, ...), from ``ttft`` tests
+    ttft: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     bisect: BisectState | None = None
     probing: str | None = None
     rows: list[InventoryRow] = field(default_factory=list)
@@ -199,26 +201,31 @@ def _outcome(report: pytest.TestReport, bisect_skipped: bool) -> str | None:
     return None
 
 
-def _ttft_samples(config: pytest.Config, state: InventoryState) -> dict[str, list[float]]:
-    """TTFT seconds per target from pytest-benchmark results of ``ttft`` tests, if any.
+def case_of(nodeid: str, target: str) -> str:
+    """A test's parameter id without its target's: ``test_ttft[4beecd8-short-warm]`` gives
+    ``short-warm``; the test's name when only the target is parametrized."""
+    name, _, params = nodeid.rpartition("::")[2].partition("[")
+    params = params.removesuffix("]")
+    if params.startswith(f"{target}-"):
+        return params[len(target) + 1:]
+    if params.endswith(f"-{target}"):
+        return params[: -len(target) - 1]
+    if f"-{target}-" in params:
+        return params.replace(f"-{target}-", "-", 1)
+    return name if params in ("", target) else params
 
-    A benchmark's ``extra_info["ttft_s"]`` (a number or a list) is used when present, else
-    the benchmark's own timings.
-    """
-    session = getattr(config, "_benchmarksession", None)
-    samples: dict[str, list[float]] = {}
-    for bench in getattr(session, "benchmarks", None) or []:
-        target, markers = state.nodeids.get(getattr(bench, "fullname", ""), (None, []))
-        if target is None or "ttft" not in markers:
-            continue
-        extra = getattr(bench, "extra_info", {}) or {}
-        values = extra.get("ttft_s")
-        if values is None:
-            values = list(getattr(bench.stats, "data", []) or [])
-        samples.setdefault(target, []).extend(
-            float(v) for v in (values if isinstance(values, list) else [values])
-        )
-    return samples
+
+def ttft_seconds(item: pytest.Item) -> list[float]:
+    """TTFT seconds a test measured: its benchmark's ``extra_info["ttft_s"]`` (a number or a
+    list) when present, else the benchmark's own timings; ``[]`` without a benchmark."""
+    bench = getattr(item, "funcargs", {}).get("benchmark")
+    if bench is None:
+        return []
+    values = (getattr(bench, "extra_info", None) or {}).get("ttft_s")
+    if values is None:
+        stats = getattr(getattr(bench, "stats", None), "stats", None)
+        values = list(getattr(stats, "data", None) or [])
+    return [float(v) for v in (values if isinstance(values, list) else [values])]
 
 
 class InventoryPlugin:
@@ -270,12 +277,16 @@ class InventoryPlugin:
             info = funcargs.get(TARGET_FIXTURE)
             expect = funcargs.get(EXPECT_FIXTURE)
             bisect = self.state.bisect
+            markers = _tracked(item, self.state.settings.markers)
             setattr(report, REPORT_ATTR, {
                 "target": target,
-                "markers": _tracked(item, self.state.settings.markers),
+                "markers": markers,
                 "server": getattr(info, "server_version", "") or "",
                 "behaviour": behaviour_note(expect) if expect is not None else "",
                 "bisect_skipped": bool(bisect and target in bisect.skipped),
+                "ttft": ttft_seconds(item)
+                if call.when == "call" and item.get_closest_marker("ttft") else [],
+                "case": case_of(item.nodeid, target),
             })
         return report
 
@@ -287,6 +298,9 @@ class InventoryPlugin:
             self.state.servers[info["target"]] = info["server"]
         if info.get("behaviour"):
             self.state.behaviours[info["target"]] = info["behaviour"]
+        if info.get("ttft"):
+            by_case = self.state.ttft.setdefault(info["target"], {})
+            by_case.setdefault(str(info.get("case")), []).extend(info["ttft"])
         outcome = _outcome(report, bool(info.get("bisect_skipped")))
         if outcome is not None:
             self.state.record(info["target"], info["markers"], outcome, report.nodeid)
@@ -331,10 +345,10 @@ class InventoryPlugin:
         state.rows = found.rows if found is not None else rows
         state.boundary = found if found is not None and len(rows) > 1 else None
         paths = state.settings.diff_paths
-        ttft = _ttft_samples(self.config, state) if state.settings.outputs else {}
         for path in state.settings.outputs:
             try:
-                written = write_inventory(path, state.rows, markers, state.boundary, paths, ttft)
+                written = write_inventory(path, state.rows, markers, state.boundary, paths,
+                                          state.ttft)
             except (OSError, InventoryError) as exc:
                 state.errors.append(f"--ollama-inventory {path}: {exc}")
             else:

@@ -228,10 +228,10 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         _build_registry(config, registry, settings)
     except TargetError as exc:
-        _close(config)
+        close_targets(config)
         raise pytest.UsageError(str(exc)) from None
     except BaseException:
-        _close(config)
+        close_targets(config)
         raise
 
 
@@ -273,7 +273,8 @@ def _default_target(settings: Settings) -> Target:
         )
 
 
-def _close(config: pytest.Config) -> None:
+def close_targets(config: pytest.Config) -> None:
+    """Close the clients and stop every target (idempotent)."""
     state = config.stash.get(_STATE_KEY, None)
     if state is not None:
         for client in state.clients.values():
@@ -290,7 +291,7 @@ def _close(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    _close(config)
+    close_targets(config)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -345,7 +346,10 @@ def _check_marker_args(definition: pytest.Item) -> None:
             )
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize over the targets first, so the target's id opens the test id's brackets
+    (``test_x[4beecd8-short]``): the xdist placement reads it there (``placement.py``)."""
     if TARGET_FIXTURE not in metafunc.fixturenames:
         return
     registry = registry_of(metafunc.config)
@@ -355,17 +359,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize(
         TARGET_FIXTURE, params, ids=[p.target_id for p in params], indirect=True, scope="session"
     )
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist, group each target's tests (used by ``--dist loadgroup``)."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        param = target_param_of(item)
-        if param is not None and item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(f"ollama-{param.target_id}"))
 
 
 @pytest.fixture(scope="session")
