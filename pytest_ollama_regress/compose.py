@@ -1,9 +1,10 @@
 """Compose files the plugin generates: one project per (image, env), written to a temp dir.
 
-The file pins the image by ID, sets the environment (``OLLAMA_HOST`` on the chosen port,
-``OLLAMA_MODELS=/models`` when a models folder is mounted), publishes the port on 127.0.0.1
-only (or uses the host network), labels the container with the session and owner, and turns
-``--ollama-gpus`` into Compose device reservations.
+The file pins the image by ID, sets the environment (``OLLAMA_MODELS=/models`` when a models
+folder is mounted), lets the kernel or Docker pick the port (host network: ``OLLAMA_HOST`` on
+port 0, the server logs the port it got; bridge: the container port published on an ephemeral
+127.0.0.1 port), labels the container with the session and owner, and turns ``--ollama-gpus``
+into Compose device reservations.
 """
 
 from __future__ import annotations
@@ -107,11 +108,16 @@ def project_name(session: str, worker: str, short_id: str, env: Mapping[str, str
 
 @dataclass
 class ComposeSpec:
-    """Everything one generated compose file says."""
+    """Everything one generated compose file says.
+
+    No host port is chosen here: on the host network the server listens on
+    ``127.0.0.1:0`` (the kernel picks a free port, the server logs it); on a bridge Docker
+    publishes the container port on a free 127.0.0.1 port (``docker compose port`` reads it).
+    Nothing can take a port between its choice and its use.
+    """
 
     project: str
     image_id: str
-    port: int
     network: str  # "host" | "bridge"
     env: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
@@ -122,15 +128,11 @@ class ComposeSpec:
     def container_name(self) -> str:
         return f"{self.project}-{SERVICE}"
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
     def environment(self) -> dict[str, str]:
         """The container's environment: the user's, then what the plugin must set."""
         env = dict(self.env)
         if self.network == "host":
-            env["OLLAMA_HOST"] = f"127.0.0.1:{self.port}"
+            env["OLLAMA_HOST"] = "127.0.0.1:0"
         else:
             env["OLLAMA_HOST"] = f"0.0.0.0:{CONTAINER_PORT}"
         if self.models_dir is not None:
@@ -152,7 +154,7 @@ class ComposeSpec:
         if self.network == "host":
             service["network_mode"] = "host"
         else:
-            service["ports"] = [f"127.0.0.1:{self.port}:{CONTAINER_PORT}"]
+            service["ports"] = [f"127.0.0.1::{CONTAINER_PORT}"]
         if self.models_dir is not None:
             service["volumes"] = [
                 {"type": "bind", "source": str(self.models_dir), "target": MODELS_MOUNT}

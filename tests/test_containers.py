@@ -148,11 +148,41 @@ def test_exit_during_start_and_start_timeout(pytester, sim_images) -> None:
         f"{dies['short_id']} ({dies['tag']}): the container exited during start with exit code "
         "3; last log lines:",
         "Error: simulated start failure (OLLAMA_SIM_FAIL_AT_START=3)",
-        f"{hangs['short_id']} ({hangs['tag']}): GET http://127.0.0.1:*/api/version did not "
-        "answer within 3s (raise --ollama-start-timeout); last log lines:",
+        f"{hangs['short_id']} ({hangs['tag']}): the server never logged 'Listening on "
+        "127.0.0.1:<port>' within 3s (raise --ollama-start-timeout); last log lines:",
         "sim-hang: not listening",
     ])
     assert elapsed < 60, elapsed  # the dead one is reported at once, not after a timeout
+    assert ours(inner_pid(pytester)) == []
+
+
+PIN_PORT = """
+import os
+
+import pytest_ollama_regress.containers as containers
+
+# Two runs that drew the same port: the allocator the plugin had could be pinned to one; the
+# plugin now lets the kernel (or Docker) pick, so there is nothing left to pin.
+if hasattr(containers, "PortAllocator"):
+    containers.PortAllocator.allocate = lambda self: int(os.environ["FOREIGN_PORT"])
+"""
+
+
+def test_a_server_already_on_the_port_is_never_tested_instead(pytester, sim_images,
+                                                              monkeypatch) -> None:
+    """Another server on the container's port: the verdict is about the image, or none."""
+    from pytest_ollama_regress.sim import SimServer
+
+    bad = sim_images["regressed"]
+    with SimServer(profile="good", version="0.12.6", port=0) as foreign:
+        monkeypatch.setenv("FOREIGN_PORT", str(foreign.port))
+        pytester.makeconftest(PIN_PORT)
+        pytester.makepyfile(test_inner=RECORD)
+        result, basetemp = run(pytester, f"--ollama-image={bad['tag']}")
+    result.assert_outcomes(passed=1)
+    rec = records(basetemp)[bad["short_id"]]
+    assert rec["url"] != foreign.url
+    assert rec["server_version"] == rec["version"] == bad["version"]
     assert ours(inner_pid(pytester)) == []
 
 
