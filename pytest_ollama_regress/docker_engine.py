@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -186,11 +185,6 @@ class ComposeCommand:
 
     argv: tuple[str, ...]
     version: str
-
-    @property
-    def shell(self) -> str:
-        """The command as a shell prefix (pytest-docker runs compose through a shell)."""
-        return " ".join(shlex.quote(part) for part in self.argv)
 
 
 def docker_host() -> str:
@@ -382,10 +376,12 @@ class DockerEngine:
         if ids:
             self.run(["network", "rm", *ids], check=False)
 
-    def networks_with(self, label_filter: str) -> list[dict[str, Any]]:
-        out = self.run(
-            ["network", "ls", "--no-trunc", "--filter", label_filter, "--format", "{{json .}}"]
-        ).stdout
+    def networks_with(self, filters: Sequence[str]) -> list[dict[str, Any]]:
+        """``docker network ls`` rows matching every filter."""
+        args = ["network", "ls", "--no-trunc", "--format", "{{json .}}"]
+        for flt in filters:
+            args += ["--filter", flt]
+        out = self.run(args).stdout
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 

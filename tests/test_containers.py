@@ -7,78 +7,15 @@ it owns are found with ``docker ps -a --filter label=io.ollama-regress.pid=<pid>
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
+from containers_support import RECORD, inner_pid, ours, records, run
 
-from pytest_ollama_regress.compose import LABEL_KEEP, LABEL_PID
+from pytest_ollama_regress.compose import LABEL_KEEP
 
 pytestmark = pytest.mark.docker
-
-RECORD = """
-import json, os, subprocess
-import pytest
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _pid(pytestconfig):
-    (pytestconfig.rootpath / "pid.txt").write_text(str(os.getpid()))
-    with open(pytestconfig.rootpath / "pids.txt", "a") as fh:
-        print(os.getpid(), file=fh)
-
-
-def _ours():
-    out = subprocess.run(
-        ["docker", "ps", "-q", "--filter", "label=io.ollama-regress.pid=%d" % os.getpid()],
-        capture_output=True, text=True, timeout=30,
-    )
-    return len(out.stdout.split())
-
-
-def test_record(ollama, ollama_target):
-    info = {
-        "id": ollama_target.id, "url": ollama_target.url,
-        "server_version": ollama_target.server_version, "metadata": ollama_target.metadata,
-        "logs_path": str(ollama_target.logs_path), "running": _ours(),
-        "version": ollama.version(),
-    }
-    (ollama_target.logs_path.parent.parent.parent / ("rec-%s.json" % ollama_target.id)).write_text(
-        json.dumps(info)
-    )
-"""
-
-
-def ours(pid: int | str, *, running_only: bool = False) -> list[str]:
-    args = ["docker", "ps", "-q", "--filter", f"label={LABEL_PID}={pid}"]
-    if not running_only:
-        args.insert(2, "-a")
-    out = subprocess.run(args, capture_output=True, text=True, timeout=30, check=True)
-    return out.stdout.split()
-
-
-def inner_pid(pytester: pytest.Pytester) -> str:
-    return (pytester.path / "pid.txt").read_text().strip()
-
-
-def records(basetemp: Path) -> dict[str, dict]:
-    """What each inner ``test_record`` saw, by target id (xdist workers included)."""
-    return {
-        json.loads(p.read_text())["id"]: json.loads(p.read_text())
-        for p in basetemp.rglob("rec-*.json")
-    }
-
-
-def run(pytester: pytest.Pytester, *args: str, timeout: float = 300):
-    basetemp = pytester.path / "bt"
-    result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", f"--basetemp={basetemp}", *args, timeout=timeout
-    )
-    return result, basetemp
-
 
 def test_ids_and_metadata_by_full_id_short_id_tag_and_label(pytester, sim_images) -> None:
     good, bad, hist = sim_images["good"], sim_images["regressed"], sim_images["hist-2"]
@@ -257,57 +194,6 @@ def test_b_never_runs(ollama):
                     f"--ollama-image={sim_images['regressed']['tag']}")
     result.assert_outcomes(passed=1, failed=1)
     assert ours(inner_pid(pytester)) == []
-
-
-SLEEPER = """
-import os, time
-
-def test_sleeps(ollama, ollama_target):
-    (ollama_target.logs_path.parent.parent.parent.parent / "ready.txt").write_text(str(os.getpid()))
-    time.sleep(120)
-"""
-
-
-def _start_sleeper(pytester: pytest.Pytester, image: str) -> tuple[subprocess.Popen, str]:
-    pytester.makepyfile(test_inner=SLEEPER)
-    ready = pytester.path / "ready.txt"
-    proc = pytester.popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--basetemp={pytester.path}/bt",
-         f"--ollama-image={image}", "test_inner.py"],
-        stdin=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    while not ready.exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the inner run never started its container"
-        time.sleep(0.1)
-    pid = ready.read_text().strip()
-    assert len(ours(pid, running_only=True)) == 1
-    return proc, pid
-
-
-def test_sigint_brings_containers_down(pytester, sim_images) -> None:
-    proc, pid = _start_sleeper(pytester, sim_images["good"]["tag"])
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == pytest.ExitCode.INTERRUPTED, (out, err)
-    assert b"KeyboardInterrupt" in out
-    assert ours(pid) == []
-
-
-def test_sigkilled_run_is_reaped_by_the_next(pytester, sim_images) -> None:
-    proc, pid = _start_sleeper(pytester, sim_images["good"]["tag"])
-    proc.kill()
-    proc.communicate(timeout=60)
-    left = ours(pid)
-    assert len(left) == 1
-    (pytester.path / "test_inner.py").unlink()
-    pytester.makepyfile(test_other="def test_nothing(): pass")
-    result, _ = run(pytester, f"--ollama-image={sim_images['regressed']['tag']}")
-    result.assert_outcomes(passed=1)
-    # other dead runs' leftovers may be reaped too; ours must be among them
-    result.stdout.fnmatch_lines(["ollama containers: reaped * container(s) of dead runs (*olr-*)"])
-    assert ours(pid) == []
 
 
 def test_keep_leaves_containers_and_says_how_to_reach_them(pytester, sim_images) -> None:

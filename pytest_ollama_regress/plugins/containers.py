@@ -34,6 +34,7 @@ from pytest_ollama_regress.docker_engine import (
     find_compose,
     parse_image_ref,
 )
+from pytest_ollama_regress.interrupts import stop_like_ctrl_c
 from pytest_ollama_regress.reaper import Owner, ReapResult, reap
 from pytest_ollama_regress.targets import (
     REGISTRY_KEY,
@@ -258,9 +259,12 @@ def pytest_ollama_register_targets(config: pytest.Config, registry: TargetRegist
         start_timeout=start_timeout,
         keep=bool(config.getoption("ollama_keep")),
     )
-    provider = ContainerProvider(engine, compose, settings, owner, _workdir(config))
+    provider = ContainerProvider(engine, compose, settings, owner)
     state.provider = provider
     registry.add_provider("image", provider)
+    # SIGTERM/SIGHUP end the run like Ctrl-C; undone by the last clean-up (after the
+    # registry's, which config.add_cleanup runs first: see plugins/targets.py).
+    config.add_cleanup(stop_like_ctrl_c())
     for ref, image in zip(refs, images, strict=True):
         target = Target(
             id=ref.label or image.short_id,
@@ -331,14 +335,14 @@ def _daemon_words(text: str) -> str:
     return daemon_error(text) or (lines[-1].strip() if lines else "unknown error")
 
 
-def _workdir(config: pytest.Config) -> Path:
-    """Where compose files and logs go: pytest's temp dir (kept for the last few runs)."""
-    factory = getattr(config, "_tmp_path_factory", None)
-    if factory is not None:
-        return Path(factory.mktemp("ollama-containers"))
-    import tempfile
-
-    return Path(tempfile.mkdtemp(prefix="ollama-containers-"))
+@pytest.fixture(scope="session", autouse=True)
+def _ollama_containers_workdir(request: pytest.FixtureRequest) -> None:
+    """Compose files and logs go to pytest's temp dir (``<basetemp>/ollama-containers0``)."""
+    state = request.config.stash.get(_STATE, None)
+    provider = state.provider if state is not None else None
+    if provider is not None and provider.workdir is None:
+        factory = request.getfixturevalue("tmp_path_factory")
+        provider.workdir = Path(factory.mktemp("ollama-containers"))
 
 
 # header, GPU fallback warning, keep notes ------------------------------------------------------

@@ -233,6 +233,10 @@ def pytest_configure(config: pytest.Config) -> None:
     except BaseException:
         _close(config)
         raise
+    # Closed by the first pytest_unconfigure (below) and, should that never run, by a config
+    # cleanup: pytest runs those whatever the unconfigure hooks did (pluggy stops at the first
+    # one that raises). Closing twice does nothing.
+    config.add_cleanup(lambda: _close(config))
 
 
 def _build_registry(config: pytest.Config, registry: TargetRegistry, settings: Settings) -> None:
@@ -289,7 +293,9 @@ def _close(config: pytest.Config) -> None:
             print(f"pytest-ollama-regress: closing targets failed: {exc}", file=sys.stderr)
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
+    """Servers and containers go first, before other plugins' unconfigure hooks can fail."""
     _close(config)
 
 
