@@ -10,10 +10,12 @@ into Compose device reservations.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -168,9 +170,29 @@ class ComposeSpec:
         return data
 
     def write(self, directory: Path) -> Path:
-        """Write ``<directory>/<project>/compose.yaml`` and return its path."""
+        """Write ``<directory>/<project>/compose.yaml`` (owner-only) and return its path.
+
+        Every ``$`` is written as ``$$``: Compose interpolates ``$VAR`` and ``${VAR:?msg}`` with
+        the environment of the process that runs it, so without this ``--ollama-env
+        V=$HOME`` would reach the container as the host's home and a models path with a ``$``
+        would mount another folder. ``$$`` is Compose's escape for one literal ``$``.
+        """
         folder = directory / self.project
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "compose.yaml"
-        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+        text = yaml.safe_dump(escape_interpolation(self.to_dict()), sort_keys=False)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # env may hold secrets
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
         return path
+
+
+def escape_interpolation(value: Any) -> Any:
+    """``value`` with ``$`` doubled in every string (keys included), for Compose to undo."""
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, Mapping):
+        return {escape_interpolation(k): escape_interpolation(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [escape_interpolation(v) for v in value]
+    return value

@@ -181,6 +181,43 @@ def test_parallel(ollama, ollama_target):
     assert ours(inner_pid(pytester)) == []
 
 
+LITERAL = """
+import json, os, subprocess
+
+
+def test_env_reaches_the_container_literally(ollama, ollama_target, pytestconfig):
+    ids = subprocess.run(
+        ["docker", "ps", "-q", "--filter", "label=io.ollama-regress.pid=%d" % os.getpid()],
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stdout.split()
+    data = json.loads(subprocess.run(["docker", "inspect", *ids], capture_output=True,
+                                     text=True, timeout=30, check=True).stdout)[0]
+    (pytestconfig.rootpath / "seen.json").write_text(json.dumps({
+        "env": dict(item.split("=", 1) for item in data["Config"]["Env"]),
+        "mounts": [m["Source"] for m in data["Mounts"]],
+        "target_env": ollama_target.env,
+    }))
+"""
+
+
+def test_env_values_and_models_path_reach_the_container_literally(pytester, sim_images,
+                                                                   tmp_path) -> None:
+    """No Compose interpolation: ``$HOME``, ``$$`` and ``${X:?msg}`` arrive as written."""
+    models = tmp_path / "models$HOME"
+    models.mkdir()
+    pytester.makepyfile(test_inner=RECORD + LITERAL)
+    values = {"V": "$HOME", "P": "pa$$word", "X": "${X:?msg}", "D": "${DOCKER_HOST}"}
+    result, _ = run(pytester, f"--ollama-image={sim_images['good']['tag']}",
+                    f"--ollama-models-dir={models}",
+                    *(f"--ollama-env={k}={v}" for k, v in values.items()))
+    result.assert_outcomes(passed=2)
+    seen = json.loads((pytester.path / "seen.json").read_text())
+    assert {k: seen["env"][k] for k in values} == values
+    assert {k: seen["target_env"][k] for k in values} == values
+    assert seen["mounts"] == [str(models)]
+    assert ours(inner_pid(pytester)) == []
+
+
 def test_exitfirst_leaves_nothing(pytester, sim_images) -> None:
     pytester.makepyfile(test_inner=RECORD + """
 

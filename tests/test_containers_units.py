@@ -128,6 +128,20 @@ def test_compose_file_bridge_publishes_on_loopback_only(tmp_path: Path) -> None:
     assert "volumes" not in service
 
 
+def test_dollar_signs_are_escaped_for_compose(tmp_path: Path) -> None:
+    """Compose would interpolate ``$X`` / ``${X:?msg}``; ``$$`` is its literal ``$``."""
+    models = tmp_path / "m$HOME"
+    models.mkdir()
+    env = {"V": "$HOME", "P": "pa$$word", "X": "${X:?msg}"}
+    path = _spec(env=env, models_dir=models).write(tmp_path)
+    service = yaml.safe_load(path.read_text())["services"]["ollama"]
+    assert {k: service["environment"][k] for k in env} == {
+        "V": "$$HOME", "P": "pa$$$$word", "X": "$${X:?msg}"
+    }
+    assert service["volumes"][0]["source"] == str(models).replace("$", "$$")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
 def test_one_project_per_distinct_env() -> None:
     a = project_name("s", "main", "4beecd8", {})
     b = project_name("s", "main", "4beecd8", {"OLLAMA_NUM_PARALLEL": "4"})
