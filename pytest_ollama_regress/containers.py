@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from pytest_ollama_regress import deadlines
 from pytest_ollama_regress.compose import (
     LABEL_HOST,
     LABEL_IMAGE,
@@ -59,6 +60,7 @@ __all__ = [
 ]
 
 POLL_INTERVAL = 0.05
+PROBE_DEADLINE = 0.5  # one readiness probe, whole request
 UP_GRACE = 60.0  # `compose up` may take this much longer than the start timeout
 RESERVED_ENV = ("OLLAMA_HOST",)
 
@@ -84,7 +86,9 @@ class ContainerSettings:
 
 def cpu_fallback_models(url: str, timeout: float = 5.0) -> list[str]:
     """Models that ``/api/ps`` shows loaded with ``size_vram`` 0 (running on the CPU)."""
-    with httpx.Client(timeout=timeout, trust_env=False) as http:
+    with deadlines.limits(total=timeout), httpx.Client(
+        transport=deadlines.transport(), timeout=timeout, trust_env=False
+    ) as http:
         models = http.get(url.rstrip("/") + "/api/ps").json().get("models") or []
     return [str(m.get("name") or m.get("model")) for m in models if not m.get("size_vram")]
 
@@ -100,9 +104,11 @@ def _compose_reason(exc: ComposeFailed) -> str:
 
 
 def _probe_version(url: str) -> str | None:
-    """``GET /api/version`` once, briefly; the version, or ``None`` for no Ollama answer."""
+    """``GET /api/version`` once, within :data:`PROBE_DEADLINE`; the version, or ``None``."""
     try:
-        with httpx.Client(timeout=httpx.Timeout(0.5, connect=0.25), trust_env=False) as http:
+        with deadlines.limits(total=PROBE_DEADLINE), httpx.Client(
+            transport=deadlines.transport(), timeout=PROBE_DEADLINE, trust_env=False
+        ) as http:
             response = http.get(url + "/api/version")
         version = response.json().get("version") if response.status_code == 200 else None
     except (httpx.HTTPError, ValueError, AttributeError):
