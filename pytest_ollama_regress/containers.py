@@ -149,6 +149,7 @@ class ContainerProvider:
         self.watchdog: Watchdog | None = None
         self._running: dict[tuple[str, EnvKey], _Running] = {}
         self._failures: dict[tuple[str, EnvKey], ContainerStartError] = {}
+        self._image_failures: dict[str, tuple[str, ContainerStartError]] = {}
         self._lock = threading.RLock()
         self._closed = False
 
@@ -172,10 +173,22 @@ class ContainerProvider:
                 return running.endpoint
             if key in self._failures:
                 raise self._failures[key]
+            earlier = self._image_failures.get(target.id)
+            if earlier is not None:
+                # The image did not start once: another environment is not worth another
+                # start timeout (a server that never answers would cost it per environment).
+                env_text, error = earlier
+                self._failures[key] = ContainerStartError(
+                    f"{target.id}: not started with this environment: the image failed to start "
+                    f"earlier (env {env_text}): {error}"
+                )
+                raise self._failures[key]
             try:
                 return self._start(key, target, merged)
             except ContainerStartError as exc:
                 self._failures[key] = exc
+                env_text = " ".join(f"{k}={v}" for k, v in key[1]) or "{}"
+                self._image_failures[target.id] = (env_text, exc)
                 raise
 
     def describe(self, target: Target, endpoint: Endpoint | None) -> str:

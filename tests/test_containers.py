@@ -7,6 +7,7 @@ it owns are found with ``docker ps -a --filter label=io.ollama-regress.pid=<pid>
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 
@@ -68,6 +69,26 @@ def test_fails(ollama):
         f"*- ollama log: {good['short_id']} (last lines) -*",
         "*Listening on 127.0.0.1:* (version 0.11.4)*",
     ])
+    assert ours(inner_pid(pytester)) == []
+
+
+def test_an_image_that_never_answers_costs_the_start_timeout_once(pytester, sim_images) -> None:
+    """Two environments of one hanging image: one start timeout, not two."""
+    hangs = sim_images["hang"]
+    pytester.makepyfile(test_inner=RECORD + """
+
+@pytest.mark.ollama_env(OLLAMA_NUM_PARALLEL="2")
+def test_other_env(ollama):
+    pass
+""")
+    result, _ = run(pytester, f"--ollama-image={hangs['tag']}", "--ollama-start-timeout=8")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines([
+        f"*{hangs['short_id']}: not started with this environment: the image failed to start "
+        "earlier (env *): * within 8s (raise --ollama-start-timeout)*"
+    ])
+    seconds = float(re.findall(r" in ([0-9.]+)s", result.stdout.lines[-1])[0])
+    assert seconds < 2 * 8, result.stdout.lines[-1]  # one start timeout, not two
     assert ours(inner_pid(pytester)) == []
 
 
