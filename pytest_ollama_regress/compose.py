@@ -30,6 +30,7 @@ LABEL_PID = "io.ollama-regress.pid"
 LABEL_PID_START = "io.ollama-regress.pid-start"
 LABEL_HOST = "io.ollama-regress.host"
 LABEL_KEEP = "io.ollama-regress.keep"
+LABEL_WORKER = "io.ollama-regress.worker"  # main, or the xdist worker id (gw0, ...)
 LABEL_IMAGE = "io.ollama-regress.image"
 
 # A device index, or an NVIDIA UUID (GPU-…, MIG-…) as nvidia-smi -L prints it.

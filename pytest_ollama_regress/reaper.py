@@ -20,6 +20,7 @@ from pytest_ollama_regress.compose import (
     LABEL_PID,
     LABEL_PID_START,
     LABEL_SESSION,
+    LABEL_WORKER,
 )
 from pytest_ollama_regress.docker_engine import DockerEngine
 
@@ -82,6 +83,7 @@ class Owner:
             LABEL_PID: str(self.pid),
             LABEL_PID_START: self.pid_start,
             LABEL_HOST: self.host,
+            LABEL_WORKER: self.worker,
         }
         if keep:
             labels[LABEL_KEEP] = "1"
@@ -149,3 +151,15 @@ def reap(
             result.networks.append(str(row.get("Name") or row["ID"][:12]))
     engine.remove_networks(dead_networks)
     return result
+
+
+def reap_workers(engine: DockerEngine, session: str, worker: str | None = None) -> ReapResult:
+    """xdist: remove the containers of one run's dead workers (of ``worker`` only, if given).
+
+    Workers of one run share its session id; the controller calls this when a worker crashed
+    and once more at the end, so a dead worker's containers do not wait for the next run.
+    """
+    filters = [f"label={LABEL_SESSION}={session}"]
+    if worker is not None:
+        filters.append(f"label={LABEL_WORKER}={worker}")
+    return reap(engine, filters=filters)

@@ -163,3 +163,34 @@ def test_the_compose_file_path_never_reaches_a_shell(pytester, sim_images, name)
     result.assert_outcomes(passed=1)
     assert list(basetemp.glob("ollama-containers*/*/compose.yaml"))
     assert ours(inner_pid(pytester)) == []
+
+
+CRASH = RECORD + """
+import signal
+
+
+def test_crash(ollama, ollama_target):
+    me = os.getpid()
+    for entry in os.listdir("/proc"):  # its watchdog first: only the controller is left to help
+        try:
+            cmd = open("/proc/%s/cmdline" % entry, "rb").read().replace(b"\\\\0", b" ").decode()
+        except OSError:
+            continue
+        if ("pytest_ollama_regress.watchdog --pid %d " % me) in cmd + " ":
+            os.kill(int(entry), signal.SIGKILL)
+    os.kill(me, signal.SIGKILL)
+"""
+
+
+def test_a_crashed_xdist_workers_containers_are_removed_by_the_controller(pytester,
+                                                                         sim_images) -> None:
+    pytester.makepyfile(test_inner=CRASH)
+    result, _ = run(pytester, "-n", "2", f"--ollama-image={sim_images['good']['tag']}")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "*ollama containers of crashed xdist workers*",
+        "removed 1 container(s) of dead worker gw?: olr-*-gw?-*-ollama",
+    ])
+    pids = (pytester.path / "pids.txt").read_text().split()
+    assert len(pids) >= 2
+    assert all(ours(pid) == [] for pid in pids)

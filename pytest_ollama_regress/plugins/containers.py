@@ -35,7 +35,7 @@ from pytest_ollama_regress.docker_engine import (
     parse_image_ref,
 )
 from pytest_ollama_regress.interrupts import stop_like_ctrl_c
-from pytest_ollama_regress.reaper import Owner, ReapResult, reap
+from pytest_ollama_regress.reaper import Owner, ReapResult, reap, reap_workers
 from pytest_ollama_regress.targets import (
     REGISTRY_KEY,
     SimProvider,
@@ -60,6 +60,9 @@ class _State:
     gpus_reason: str = ""
     reaped: ReapResult | None = None
     kept_notes: list[str] = field(default_factory=list)
+    #: xdist controller: the session id of its workers, and what it removed of dead ones
+    worker_session: str | None = None
+    worker_notes: list[str] = field(default_factory=list)
 
 
 _STATE = pytest.StashKey[_State]()
@@ -430,19 +433,55 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 @pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: learn the workers' session id (their containers are labelled with it)."""
+    state = node.config.stash.get(_STATE, None)
+    if state is None or state.provider is None or state.worker_session is not None:
+        return
+    session = str((getattr(node, "workerinput", None) or {}).get("testrunuid", ""))[:8]
+    if session:
+        state.worker_session = session
+        # Once more at the very end, after xdist has shut the workers down.
+        node.config.add_cleanup(lambda: _reap_dead_workers(state, None))
+
+
+@pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
-    """xdist: collect the workers' kept containers for the controller's summary."""
+    """xdist controller: a crashed worker's containers go now; kept ones join the summary."""
     notes = (getattr(node, "workeroutput", None) or {}).get("ollama_kept") or []
-    if notes:
-        state = node.config.stash.setdefault(_STATE, _State())
-        state.kept_notes.extend(notes)
+    state = node.config.stash.setdefault(_STATE, _State())
+    state.kept_notes.extend(notes)
+    if error is not None:
+        worker = (getattr(node, "workerinput", None) or {}).get("workerid")
+        _reap_dead_workers(state, str(worker) if worker else None)
+
+
+def _reap_dead_workers(state: _State, worker: str | None) -> None:
+    """Remove the containers of dead workers of this run (never raises: it reports)."""
+    if state.provider is None or state.worker_session is None:
+        return
+    who = f"worker {worker}" if worker else "workers"
+    try:
+        result = reap_workers(state.provider.engine, state.worker_session, worker)
+    except DockerError as exc:
+        state.worker_notes.append(f"removing the containers of dead {who} failed: {exc}")
+        return
+    if result.count:
+        state.worker_notes.append(
+            f"removed {result.count} container(s) of dead {who}: {', '.join(result.containers)}"
+        )
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     state = config.stash.get(_STATE, None)
-    if state is None or not state.kept_notes:
+    if state is None:
         return
-    terminalreporter.section("ollama containers kept (--ollama-keep)")
-    for note in state.kept_notes:
-        terminalreporter.write_line(note)
+    if state.worker_notes:
+        terminalreporter.section("ollama containers of crashed xdist workers")
+        for note in state.worker_notes:
+            terminalreporter.write_line(note)
+    if state.kept_notes:
+        terminalreporter.section("ollama containers kept (--ollama-keep)")
+        for note in state.kept_notes:
+            terminalreporter.write_line(note)
 
