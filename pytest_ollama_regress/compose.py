@@ -125,6 +125,7 @@ class ComposeSpec:
     env: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     models_dir: Path | None = None
+    models_read_only: bool = True
     gpus: GpuRequest = GpuRequest("none")
 
     @property
@@ -140,6 +141,10 @@ class ComposeSpec:
             env["OLLAMA_HOST"] = f"0.0.0.0:{CONTAINER_PORT}"
         if self.models_dir is not None:
             env["OLLAMA_MODELS"] = MODELS_MOUNT
+            if self.models_read_only:
+                # Ollama prunes unused blobs and empty folders at start; on a read-only mount
+                # that fails (and a test run should not prune the user's models anyway).
+                env.setdefault("OLLAMA_NOPRUNE", "1")
         return env
 
     def to_dict(self) -> dict[str, object]:
@@ -160,7 +165,12 @@ class ComposeSpec:
             service["ports"] = [f"127.0.0.1::{CONTAINER_PORT}"]
         if self.models_dir is not None:
             service["volumes"] = [
-                {"type": "bind", "source": str(self.models_dir), "target": MODELS_MOUNT}
+                {
+                    "type": "bind",
+                    "source": str(self.models_dir),
+                    "target": MODELS_MOUNT,
+                    "read_only": self.models_read_only,
+                }
             ]
         devices = device_reservations(self.gpus)
         if devices:

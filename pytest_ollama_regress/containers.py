@@ -48,6 +48,7 @@ from pytest_ollama_regress.interrupts import shielded
 from pytest_ollama_regress.project import ComposeProject
 from pytest_ollama_regress.readiness import NotReady, wait_ready
 from pytest_ollama_regress.reaper import Owner, reap
+from pytest_ollama_regress.redact import env_text
 from pytest_ollama_regress.targets import Endpoint, Target, TargetError
 from pytest_ollama_regress.watchdog import Watchdog
 
@@ -79,6 +80,7 @@ class ContainerSettings:
     network: str = "host"  # "host" | "bridge"
     env: dict[str, str] = field(default_factory=dict)  # --ollama-env
     models_dir: Path | None = None
+    models_read_only: bool = True  # --ollama-models-rw turns it off
     start_timeout: float = 120.0
     keep: bool = False
     poll_interval: float = POLL_INTERVAL
@@ -177,18 +179,17 @@ class ContainerProvider:
             if earlier is not None:
                 # The image did not start once: another environment is not worth another
                 # start timeout (a server that never answers would cost it per environment).
-                env_text, error = earlier
+                failed_env, error = earlier
                 self._failures[key] = ContainerStartError(
                     f"{target.id}: not started with this environment: the image failed to start "
-                    f"earlier (env {env_text}): {error}"
+                    f"earlier (env {failed_env}): {error}"
                 )
                 raise self._failures[key]
             try:
                 return self._start(key, target, merged)
             except ContainerStartError as exc:
                 self._failures[key] = exc
-                env_text = " ".join(f"{k}={v}" for k, v in key[1]) or "{}"
-                self._image_failures[target.id] = (env_text, exc)
+                self._image_failures[target.id] = (env_text(dict(key[1])), exc)
                 raise
 
     def describe(self, target: Target, endpoint: Endpoint | None) -> str:
@@ -274,6 +275,7 @@ class ContainerProvider:
             env=env,
             labels=labels,
             models_dir=self.settings.models_dir,
+            models_read_only=self.settings.models_read_only,
             gpus=self.settings.gpus,
         )
         project = ComposeProject(spec, self._folder(), self.compose, self.engine, self._watchdog())
@@ -297,7 +299,7 @@ class ContainerProvider:
         endpoint = Endpoint(
             url=ready.url,
             server_version=ready.version,
-            env=env | ({"OLLAMA_MODELS": "/models"} if spec.models_dir else {}),
+            env={k: v for k, v in spec.environment().items() if k not in RESERVED_ENV},
             logs_path=project.logs_path,
         )
         running.endpoint = endpoint

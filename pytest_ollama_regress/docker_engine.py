@@ -308,8 +308,13 @@ class DockerEngine:
         """Resolve a checked reference to the local image, or raise :class:`ImageNotFound`."""
         data = self.inspect_image(ref.text)
         if data is None:
-            if ref.kind == "short_id":
-                how = "give the full image ID or a repo:tag, or pull/load the image first"
+            if ref.kind in ("id", "short_id"):
+                # An ID cannot be pulled (--ollama-pull refuses it): only loaded or built here.
+                how = (
+                    "an image ID cannot be pulled: load or build the image into this engine "
+                    "(docker load -i FILE), or give repo:tag or repo@sha256:<digest> with "
+                    "--ollama-pull"
+                )
             else:
                 how = f"pull it (docker pull {ref.text}) or pass --ollama-pull"
             raise ImageNotFound(

@@ -153,6 +153,14 @@ def test_unknown_malformed_and_duplicate_images(pytester, sim_images) -> None:
         "DOCKER_HOST=*; pull it (docker pull ollama-regress-sim:no-such-tag) or pass "
         "--ollama-pull"
     ])
+    no_id, _ = run(pytester, "--ollama-image=sha256:" + "0" * 64)
+    assert no_id.ret == pytest.ExitCode.USAGE_ERROR
+    no_id.stderr.fnmatch_lines([
+        "ERROR: --ollama-image sha256:0000*: no such image in the engine at *; an image ID cannot "
+        "be pulled: load or build the image "
+        "into this engine (docker load -i FILE), or give repo:tag or repo@sha256:<digest> with "
+        "--ollama-pull"
+    ])
     good = sim_images["good"]
     twice, _ = run(pytester, f"--ollama-image={good['tag']}", f"--ollama-image={good['id']}")
     assert twice.ret == pytest.ExitCode.USAGE_ERROR
@@ -215,7 +223,7 @@ def test_env_reaches_the_container_literally(ollama, ollama_target, pytestconfig
                                      text=True, timeout=30, check=True).stdout)[0]
     (pytestconfig.rootpath / "seen.json").write_text(json.dumps({
         "env": dict(item.split("=", 1) for item in data["Config"]["Env"]),
-        "mounts": [m["Source"] for m in data["Mounts"]],
+        "mounts": [[m["Source"], m["RW"]] for m in data["Mounts"]],
         "target_env": ollama_target.env,
     }))
 """
@@ -223,11 +231,14 @@ def test_env_reaches_the_container_literally(ollama, ollama_target, pytestconfig
 
 def test_env_values_and_models_path_reach_the_container_literally(pytester, sim_images,
                                                                    tmp_path) -> None:
-    """No Compose interpolation: ``$HOME``, ``$$`` and ``${X:?msg}`` arrive as written."""
-    models = tmp_path / "models$HOME"
-    models.mkdir()
+    """No Compose interpolation: ``$HOME``, ``$$`` and ``${X:?msg}`` arrive as written; the
+    models folder (a ``,`` in its path is fine) is read-only; secret values stay out of the
+    header."""
+    models = tmp_path / "models$HOME,x"
+    (models / "manifests" / "registry.ollama.ai" / "library").mkdir(parents=True)  # holds models
     pytester.makepyfile(test_inner=RECORD + LITERAL)
-    values = {"V": "$HOME", "P": "pa$$word", "X": "${X:?msg}", "D": "${DOCKER_HOST}"}
+    values = {"V": "$HOME", "P": "pa$$word", "X": "${X:?msg}", "D": "${DOCKER_HOST}",
+              "HF_TOKEN": "hf_s3cr3t"}
     result, _ = run(pytester, f"--ollama-image={sim_images['good']['tag']}",
                     f"--ollama-models-dir={models}",
                     *(f"--ollama-env={k}={v}" for k, v in values.items()))
@@ -235,7 +246,12 @@ def test_env_values_and_models_path_reach_the_container_literally(pytester, sim_
     seen = json.loads((pytester.path / "seen.json").read_text())
     assert {k: seen["env"][k] for k in values} == values
     assert {k: seen["target_env"][k] for k in values} == values
-    assert seen["mounts"] == [str(models)]
+    assert seen["mounts"] == [[str(models), False]] and seen["env"]["OLLAMA_NOPRUNE"] == "1"
+    result.stdout.fnmatch_lines([
+        f"ollama containers: GPUs * models dir {models} -> /models (read-only, OLLAMA_NOPRUNE=1; "
+        "--ollama-models-rw to pull or delete models); env V=$HOME * HF_TOKEN=***"
+    ])
+    assert "hf_s3cr3t" not in result.stdout.str() + result.stderr.str()
     assert ours(inner_pid(pytester)) == []
 
 

@@ -110,8 +110,11 @@ def test_compose_file_host_network(tmp_path: Path) -> None:
     assert service["network_mode"] == "host" and "ports" not in service
     assert service["environment"] == {
         "OLLAMA_DEBUG": "2", "OLLAMA_HOST": "127.0.0.1:0", "OLLAMA_MODELS": "/models",
+        "OLLAMA_NOPRUNE": "1",  # a read-only folder cannot be pruned
     }
-    assert service["volumes"] == [{"type": "bind", "source": str(tmp_path), "target": "/models"}]
+    assert service["volumes"] == [
+        {"type": "bind", "source": str(tmp_path), "target": "/models", "read_only": True}
+    ]
     assert service["labels"][LABEL_SESSION] == "ab12cd34" and service["labels"][LABEL_PID] == "42"
     assert service["stop_signal"] == "SIGTERM" and service["init"] is True
     assert service["deploy"]["resources"]["reservations"]["devices"] == [
@@ -140,6 +143,29 @@ def test_dollar_signs_are_escaped_for_compose(tmp_path: Path) -> None:
     }
     assert service["volumes"][0]["source"] == str(models).replace("$", "$$")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_models_read_write_on_request(tmp_path: Path) -> None:
+    spec = _spec(models_dir=tmp_path, models_read_only=False)
+    service = yaml.safe_load(spec.write(tmp_path).read_text())["services"]["ollama"]
+    assert service["volumes"][0]["read_only"] is False
+    assert "OLLAMA_NOPRUNE" not in service["environment"]
+    mine = _spec(models_dir=tmp_path, env={"OLLAMA_NOPRUNE": "0"}).environment()
+    assert mine["OLLAMA_NOPRUNE"] == "0"  # the user's value wins
+
+
+@pytest.mark.parametrize(
+    ("key", "secret"),
+    [("HF_TOKEN", True), ("OPENAI_API_KEY", True), ("AWS_SECRET_ACCESS_KEY", True),
+     ("DB_PASSWORD", True), ("GITHUB_PAT", True), ("MY_APITOKEN", True), ("AUTH", True),
+     ("OLLAMA_KEEP_ALIVE", False), ("OLLAMA_DEBUG", False), ("OLLAMA_KV_CACHE_TYPE", False),
+     ("MONKEY", False), ("PWD", False)],
+)
+def test_secret_looking_keys(key: str, secret: bool) -> None:
+    from pytest_ollama_regress.redact import env_text, secret_key
+
+    assert secret_key(key) is secret
+    assert env_text({key: "v4lue"}) == f"{key}={'***' if secret else 'v4lue'}"
 
 
 def test_one_project_per_distinct_env() -> None:
@@ -212,6 +238,19 @@ def test_models_dir_missing_or_a_file(pytester, monkeypatch, tmp_path) -> None:
     (pytester.path / "afile").write_text("x")
     a_file = pytester.runpytest_subprocess("--ollama-image", "x:1", "--ollama-models-dir", "afile")
     a_file.stderr.fnmatch_lines(["ERROR: --ollama-models-dir afile: not a directory*"])
+
+
+def test_models_dir_with_a_colon_is_refused_at_configure(pytester, monkeypatch, tmp_path) -> None:
+    _no_engine(monkeypatch, tmp_path)
+    (pytester.path / "a:b").mkdir()
+    pytester.makepyfile("def test_x(ollama): pass")
+    result = pytester.runpytest_subprocess("--ollama-image", "x:1", "--ollama-models-dir", "a:b")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.errlines if line.startswith("ERROR:")]
+    assert errors == [
+        "ERROR: --ollama-models-dir a:b: Docker cannot mount a path that contains ':'; link the "
+        "folder from a path without one (ln -s ... ~/ollama-models) and give that"
+    ]
 
 
 def test_no_engine_names_docker_host(pytester, monkeypatch, tmp_path) -> None:

@@ -36,6 +36,7 @@ from pytest_ollama_regress.docker_engine import (
 )
 from pytest_ollama_regress.interrupts import stop_like_ctrl_c
 from pytest_ollama_regress.reaper import Owner, ReapResult, reap, reap_workers
+from pytest_ollama_regress.redact import env_text
 from pytest_ollama_regress.targets import (
     REGISTRY_KEY,
     SimProvider,
@@ -85,7 +86,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--ollama-models-dir", dest="ollama_models_dir", metavar="PATH",
-        help="host folder mounted at /models in the containers (OLLAMA_MODELS=/models)",
+        help="host folder mounted at /models in the containers (OLLAMA_MODELS=/models), "
+        "read-only when it holds models unless --ollama-models-rw",
+    )
+    group.addoption(
+        "--ollama-models-rw", action="store_true", default=None, dest="ollama_models_rw",
+        help="mount the models folder read-write, for checks that pull or delete models "
+        "(default: read-only with OLLAMA_NOPRUNE=1 once it holds models, i.e. has manifests/)",
     )
     group.addoption(
         "--ollama-env", action="append", dest="ollama_env", metavar="KEY=VALUE",
@@ -108,6 +115,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("ollama_image", "images to test (one [LABEL=]REF per line)", type="linelist")
     parser.addini("ollama_gpus", "GPUs for the containers (see --ollama-gpus)", default="auto")
     parser.addini("ollama_models_dir", "host folder mounted at /models", default="")
+    parser.addini(
+        "ollama_models_rw", "mount the models folder read-write", type="bool", default=False
+    )
     parser.addini("ollama_env", "container environment, one KEY=VALUE per line", type="linelist")
     parser.addini("ollama_network", "container networking: auto, host or bridge", default="auto")
     parser.addini(
@@ -139,9 +149,15 @@ def parse_env(values: list[str], source: str = "--ollama-env") -> dict[str, str]
 
 
 def parse_models_dir(value: str | None) -> Path | None:
+    """The models folder as an absolute path (symlinks kept: Docker follows them)."""
     if not value:
         return None
     path = Path(value).expanduser()
+    if ":" in str(path.absolute()):
+        raise TargetError(
+            f"--ollama-models-dir {value}: Docker cannot mount a path that contains ':'; link "
+            "the folder from a path without one (ln -s ... ~/ollama-models) and give that"
+        )
     if not path.exists():
         raise TargetError(
             f"--ollama-models-dir {value}: no such directory; create it or point at the folder "
@@ -151,7 +167,7 @@ def parse_models_dir(value: str | None) -> Path | None:
         raise TargetError(
             f"--ollama-models-dir {value}: not a directory; give the models folder, not a file"
         )
-    return path.resolve()
+    return path.absolute()
 
 
 def _images(config: pytest.Config) -> list[str]:
@@ -161,6 +177,11 @@ def _images(config: pytest.Config) -> list[str]:
 def _option(config: pytest.Config, name: str) -> Any:
     value = config.getoption(name)
     return value if value not in (None, []) else config.getini(name)
+
+
+def _flag(config: pytest.Config, name: str) -> bool:
+    value = config.getoption(name)
+    return bool(value if value is not None else config.getini(name))
 
 
 def _start_timeout(config: pytest.Config) -> float:
@@ -259,6 +280,7 @@ def pytest_ollama_register_targets(config: pytest.Config, registry: TargetRegist
         network=network,
         env=env,
         models_dir=models_dir,
+        models_read_only=_models_read_only(config, models_dir),
         start_timeout=start_timeout,
         keep=bool(config.getoption("ollama_keep")),
     )
@@ -363,8 +385,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         + (f" ({state.network_reason})" if state.network_reason else ""),
         f"ollama containers: GPUs {settings.gpus} ({state.gpus_reason}); start timeout "
         f"{settings.start_timeout:g}s"
-        + (f"; models dir {settings.models_dir} -> /models" if settings.models_dir else "")
-        + (f"; env {' '.join(f'{k}={v}' for k, v in settings.env.items())}" if settings.env else ""),
+        + (f"; models dir {settings.models_dir} -> /models ({_models_mode(settings)})"
+           if settings.models_dir else "")
+        + (f"; env {env_text(settings.env)}" if settings.env else ""),
     ]
     if state.reaped is not None:
         reaped = state.reaped
@@ -375,6 +398,22 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
             text += f"; {reaped.kept} kept by --ollama-keep left alone"
         lines.append(text)
     return lines
+
+
+def _models_read_only(config: pytest.Config, models_dir: Path | None) -> bool:
+    """Read-only unless asked, or unless the folder holds no models yet (``manifests/``): a
+    server must be able to initialise an empty folder, and there is nothing in it to protect."""
+    if models_dir is None or _flag(config, "ollama_models_rw"):
+        return False
+    return (models_dir / "manifests").is_dir()
+
+
+def _models_mode(settings: ContainerSettings) -> str:
+    if settings.models_read_only:
+        return "read-only, OLLAMA_NOPRUNE=1; --ollama-models-rw to pull or delete models"
+    if settings.models_dir is not None and not (settings.models_dir / "manifests").is_dir():
+        return "read-write: it holds no manifests/ yet"
+    return "read-write (--ollama-models-rw)"
 
 
 @pytest.hookimpl(wrapper=True)
