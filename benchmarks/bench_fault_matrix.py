@@ -249,6 +249,14 @@ def tidy(ids: list[str], helpers: list[int]) -> None:
         subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, timeout=120)
 
 
+def _like_a_terminal() -> None:
+    """In the child: the signal dispositions of a terminal's foreground job (this script may
+    itself run under ``nohup`` or in the background, where SIGHUP/SIGINT are ignored and that
+    would be inherited; the plugin rightly leaves an ignored SIGHUP alone)."""
+    for sig in (signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def pytest_argv(folder: Path, image: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
             f"--basetemp={folder / 'bt'}", f"--ollama-image={image}", *args]
@@ -264,7 +272,7 @@ def one_run(case: Case, image: str, settle_s: float) -> Run:
         proc = subprocess.Popen(
             pytest_argv(folder, image, *case.args, "test_inner.py"), cwd=folder,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=_like_a_terminal,
         )
         note = case.act(proc, folder)
         try:

@@ -10,12 +10,15 @@ on top of it without any string of ours reaching a shell.
 Every command runs in its own session (a terminal's Ctrl-C does not reach it) and is waited
 for before anything else happens to its project:
 
-* ``finish=False`` (``up``): an interrupt stops the command (SIGTERM to its process group,
-  SIGKILL after :data:`STOP_GRACE` seconds) and waits until it has exited, then re-raises, so
-  it cannot create a container after the clean-up that follows;
-* ``finish=True`` (``down``): interrupts are absorbed while it runs (see
-  :func:`interrupts.shielded`); one more than that leaves it running on its own, tracked by the
-  watchdog.
+* an interrupt during ``up`` lets it finish first (absorbing further interrupts, see
+  :func:`interrupts.shielded`) and only then goes on, so ``down`` runs after it. Stopping
+  ``up`` instead is not safe: a create request the daemon has already accepted still
+  completes after compose exits, and the container would appear after the clean-up looked;
+* ``finish=True`` (``down``): interrupts are absorbed while it runs.
+
+In both, one interrupt more than the shield allows leaves the command running on its own,
+tracked by the watchdog, which waits for it before it removes anything. A command past its
+timeout is stopped (SIGTERM to its process group, SIGKILL after :data:`STOP_GRACE` s).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import shlex
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +38,7 @@ from pytest_ollama_regress.docker_engine import ComposeCommand, DockerError, doc
 from pytest_ollama_regress.interrupts import shielded
 
 STOP_GRACE = 10.0
+DAEMON_GRACE = 2.0  # after stopping compose mid-request: a create the daemon accepted completes
 DEFAULT_TIMEOUT = 120.0
 
 
@@ -48,7 +53,8 @@ class ComposeFailed(DockerError):
 class Tracker(Protocol):
     """Who must know about running helper processes (the watchdog)."""
 
-    def track(self, pid: int) -> None: ...
+    def track(self, pid: int, kind: str) -> None:
+        """``kind``: ``compose`` (waited for) or ``follower`` (stopped at once)."""
 
     def untrack(self, pid: int) -> None: ...
 
@@ -81,6 +87,8 @@ class ComposeExecutor:
         self.project = project
         self.tracker = tracker
         self.timeout = timeout
+        #: a command an interrupt left running on its own (see :meth:`settle`)
+        self.left_running: subprocess.Popen[Any] | None = None
 
     def argv(self, args: Sequence[str]) -> list[str]:
         return [*self.command.argv, "-f", str(self.file), "-p", self.project, *args]
@@ -98,7 +106,8 @@ class ComposeExecutor:
                 start_new_session=True,
             )
             if self.tracker is not None:
-                self.tracker.track(proc.pid)
+                self.tracker.track(proc.pid, "compose")
+            deadline = time.monotonic() + limit
             try:
                 if finish:
                     with shielded(f"{what} runs"):
@@ -107,10 +116,11 @@ class ComposeExecutor:
                     code = self._wait(proc, limit, what)
             except KeyboardInterrupt:
                 if not finish:
-                    with shielded(f"{what} is being stopped"):
-                        stop_group(proc)
-                raise  # with finish=True it goes on alone; the watchdog knows its pid
+                    with shielded(f"{what} finishes"), contextlib.suppress(ComposeFailed):
+                        self._wait(proc, max(deadline - time.monotonic(), 1.0), what)
+                raise  # if it still runs, it goes on alone; the watchdog knows its pid
             finally:
+                self.left_running = proc if proc.poll() is None else None
                 if self.tracker is not None and proc.poll() is not None:
                     self.tracker.untrack(proc.pid)
             out.seek(0)
@@ -125,10 +135,25 @@ class ComposeExecutor:
             return proc.wait(timeout=limit)
         except subprocess.TimeoutExpired:
             stop_group(proc)
+            time.sleep(DAEMON_GRACE)
             raise ComposeFailed(
                 f"{what} did not finish within {limit:g}s (engine at {docker_host()} is too "
                 "slow or stuck)"
             ) from None
+
+    def settle(self, timeout: float | None = None) -> None:
+        """Wait for a command an interrupt left running (bounded; stopped after that)."""
+        proc, self.left_running = self.left_running, None
+        if proc is None or proc.poll() is not None:
+            return
+        with shielded("a compose command finishes"):
+            try:
+                proc.wait(timeout=self.timeout if timeout is None else timeout)
+            except subprocess.TimeoutExpired:
+                stop_group(proc)
+                time.sleep(DAEMON_GRACE)
+        if self.tracker is not None:
+            self.tracker.untrack(proc.pid)
 
     def execute(self, subcommand: str, **kwargs: Any) -> bytes:
         """pytest-docker's executor protocol: run ``subcommand`` (split like a shell would)."""

@@ -1,7 +1,7 @@
 """One started Compose project: ``up``, its log follower, what readiness watches, ``down``.
 
-Ordered: ``down`` never overlaps ``up`` (an interrupted ``up`` is stopped and waited for
-first, see :mod:`compose_exec`), the log follower is stopped before the final ``docker logs``,
+Ordered: ``down`` never overlaps ``up`` (an interrupted ``up`` finishes first, see
+:mod:`compose_exec`), the log follower is stopped before the final ``docker logs``,
 and every helper process is known to the watchdog while it runs.
 """
 
@@ -27,7 +27,7 @@ DOWN_TIMEOUT = 120.0
 
 
 class _NoTracker:
-    def track(self, pid: int) -> None:
+    def track(self, pid: int, kind: str) -> None:
         pass
 
     def untrack(self, pid: int) -> None:
@@ -65,12 +65,13 @@ class ComposeProject:
     # lifecycle ------------------------------------------------------------------------------
 
     def up(self, timeout: float) -> None:
-        """``compose up -d``; an interrupt stops it and waits before propagating."""
+        """``compose up -d``; an interrupt lets it finish before propagating."""
         self.up_started = True
         self.executor.run(UP_ARGS, timeout=timeout)
 
     def down(self) -> None:
-        """``compose down -v`` (absorbing interrupts while it runs)."""
+        """``compose down -v`` (absorbing interrupts while it runs), never while ``up`` runs."""
+        self.executor.settle()
         self.executor.run(DOWN_ARGS, timeout=DOWN_TIMEOUT, finish=True)
 
     def follow(self, *, append: bool = False) -> None:
@@ -85,7 +86,7 @@ class ComposeProject:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        self.tracker.track(self.follower.pid)
+        self.tracker.track(self.follower.pid, "follower")
 
     def stop_follower(self) -> None:
         proc, self.follower = self.follower, None

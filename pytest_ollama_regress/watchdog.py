@@ -1,14 +1,17 @@
 """The watchdog: a process that outlives pytest's and removes its containers if pytest dies first.
 
 Started (in its own session, so a terminal's Ctrl-C does not reach it) before a process's first
-``compose up``. It reads a pipe from its owner: ``track PID`` / ``untrack PID`` for compose
-commands and log followers in flight, ``done`` once the owner has removed everything itself.
+``compose up``. It reads a pipe from its owner: ``track PID START KIND`` / ``untrack PID`` for
+compose commands and log followers in flight, ``done`` once the owner has removed everything
+itself.
 When the pipe ends without ``done`` (the owner was SIGKILLed, died in a signal, gave up on a
 clean-up after repeated interrupts or never ran it because another plugin's hook failed), or
 the owner process is gone, it:
 
-1. stops the tracked processes (SIGTERM to their process groups, SIGKILL after a grace period)
-   and waits for them, so a ``compose up`` cannot create a container after step 2;
+1. lets tracked compose commands finish (up to :data:`COMPOSE_WAIT` s, then stops them) and
+   stops the log followers (SIGTERM to their process groups, SIGKILL after a grace period), so
+   a ``compose up`` cannot create a container after step 2 (stopping one mid-request would not
+   do: the daemon completes a create it accepted, hence a short grace after any stop);
 2. removes every container and network labelled with the owner's pid, pid start time, host
    and session, except those labelled ``keep`` (``--ollama-keep``).
 
@@ -35,6 +38,8 @@ from pytest_ollama_regress.reaper import Owner, process_alive, process_start, re
 MODULE = "pytest_ollama_regress.watchdog"
 CHECK_INTERVAL = 1.0
 STOP_GRACE = 10.0
+COMPOSE_WAIT = 300.0  # `compose up` is bounded by the start timeout + 60 s (default 180 s)
+DAEMON_GRACE = 3.0  # for a create the daemon accepted from a compose command that was stopped
 RELEASE_WAIT = 5.0
 
 
@@ -73,17 +78,21 @@ class Watchdog:
         except (BrokenPipeError, OSError, ValueError):
             self._pipe = None  # it died: the reaper of the next run is the fallback
 
-    def track(self, pid: int) -> None:
-        """A process to stop first if the owner dies (a compose command, a log follower)."""
+    def track(self, pid: int, kind: str) -> None:
+        """A process in flight: ``compose`` (waited for) or ``follower`` (stopped)."""
         self.tracked.add(pid)
-        self._send(f"track {pid} {process_start(pid)}")
+        self._send(f"track {pid} {process_start(pid) or '-'} {kind}")
 
     def untrack(self, pid: int) -> None:
         self.tracked.discard(pid)
         self._send(f"untrack {pid}")
 
     def release(self) -> None:
-        """The owner removed everything itself: the watchdog exits without doing anything."""
+        """The owner removed everything itself: the watchdog exits without doing anything
+        (unless a tracked process still runs: then it is handed over)."""
+        if any(process_alive(pid) for pid in self.tracked):
+            self.hand_over()
+            return
         self._send("done")
         self._close(wait=True)
 
@@ -108,9 +117,10 @@ def _log(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} watchdog[{os.getpid()}]: {message}", flush=True)
 
 
-def _watch(pid: int, pid_start: str) -> tuple[bool, dict[int, str]]:
-    """Read the owner's pipe until it ends or the owner is gone: (released, tracked pids)."""
-    tracked: dict[int, str] = {}
+def _watch(pid: int, pid_start: str) -> tuple[bool, dict[int, tuple[str, str]]]:
+    """Read the owner's pipe until it ends or the owner is gone: (released, tracked pids with
+    their start time and kind)."""
+    tracked: dict[int, tuple[str, str]] = {}
     released = False
     stdin = sys.stdin.buffer
     buffer = b""
@@ -128,9 +138,9 @@ def _watch(pid: int, pid_start: str) -> tuple[bool, dict[int, str]]:
         for raw in lines:
             word, _, rest = raw.decode(errors="replace").partition(" ")
             if word == "track":
-                child, _, start = rest.partition(" ")
+                child, start, kind = (rest.split(" ") + ["", "", ""])[:3]
                 with contextlib.suppress(ValueError):
-                    tracked[int(child)] = start
+                    tracked[int(child)] = (start.strip("-"), kind or "compose")
             elif word == "untrack":
                 with contextlib.suppress(ValueError):
                     tracked.pop(int(rest), None)
@@ -138,8 +148,13 @@ def _watch(pid: int, pid_start: str) -> tuple[bool, dict[int, str]]:
                 released = True
 
 
-def _stop_tracked(tracked: dict[int, str]) -> None:
-    alive = {pid: start for pid, start in tracked.items() if process_alive(pid, start)}
+def _alive(procs: dict[int, str]) -> dict[int, str]:
+    return {pid: start for pid, start in procs.items() if process_alive(pid, start)}
+
+
+def _stop(procs: dict[int, str]) -> None:
+    """SIGTERM the process groups, SIGKILL what is left after :data:`STOP_GRACE` s."""
+    alive = _alive(procs)
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in alive:
             _log(f"sending {signal.Signals(sig).name} to process group {pid}")
@@ -147,10 +162,26 @@ def _stop_tracked(tracked: dict[int, str]) -> None:
                 os.killpg(pid, sig)
         deadline = time.monotonic() + STOP_GRACE
         while alive and time.monotonic() < deadline:
-            alive = {pid: s for pid, s in alive.items() if process_alive(pid, s)}
             time.sleep(0.1)
+            alive = _alive(alive)
         if not alive:
             return
+
+
+def _settle_tracked(tracked: dict[int, tuple[str, str]]) -> None:
+    """Followers stop now; compose commands finish (or are stopped after COMPOSE_WAIT s)."""
+    followers = {pid: start for pid, (start, kind) in tracked.items() if kind == "follower"}
+    composes = _alive({pid: start for pid, (start, kind) in tracked.items() if kind != "follower"})
+    _stop(followers)
+    if composes:
+        _log(f"waiting for compose command(s) {', '.join(map(str, composes))} to finish")
+    deadline = time.monotonic() + COMPOSE_WAIT
+    while composes and time.monotonic() < deadline:
+        time.sleep(0.2)
+        composes = _alive(composes)
+    if composes:
+        _stop(composes)
+        time.sleep(DAEMON_GRACE)
 
 
 def _wait_gone(pid: int, pid_start: str, limit: float = 60.0) -> None:
@@ -175,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     _log(f"owner {args.pid} ended without removing its containers; cleaning up")
     _wait_gone(args.pid, args.pid_start)
-    _stop_tracked(tracked)
+    _settle_tracked(tracked)
     from pytest_ollama_regress.docker_engine import DockerEngine, DockerError
 
     try:

@@ -82,16 +82,28 @@ def test_a_failure_carries_the_output(fake) -> None:
     assert "Error response from daemon: no such thing" in info.value.output
 
 
-def test_an_interrupted_up_has_ended_before_the_interrupt_goes_on(fake) -> None:
+def test_an_interrupted_up_finishes_before_the_interrupt_goes_on(fake) -> None:
+    """Stopping it mid-request would let the daemon create a container after the clean-up."""
     executor, record = fake
     timer = _interrupt_after(0.5)
     with pytest.raises(KeyboardInterrupt):
-        executor.run(["up", "-d", "20"])
+        executor.run(["up", "-d", "1.5"])
     raised = time.monotonic()
     timer.join()
-    stopped = float(record.with_suffix(".stopped").read_text())
-    assert stopped < raised  # it tidied up and exited first
-    assert not record.with_suffix(".done").exists()
+    assert float(record.with_suffix(".done").read_text()) < raised
+    assert not record.with_suffix(".stopped").exists() and executor.left_running is None
+
+
+def test_an_up_left_running_is_waited_for_before_down(fake) -> None:
+    executor, record = fake
+    timers = [_interrupt_after(0.3), _interrupt_after(0.6), _interrupt_after(0.9)]
+    with pytest.raises(KeyboardInterrupt):
+        executor.run(["up", "-d", "2.5"])
+    for timer in timers:
+        timer.join()
+    assert executor.left_running is not None and not record.with_suffix(".done").exists()
+    executor.settle()
+    assert record.with_suffix(".done").exists() and executor.left_running is None
 
 
 def test_down_finishes_under_one_interrupt(fake, capfd) -> None:

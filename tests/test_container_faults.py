@@ -66,7 +66,7 @@ def test_sigterm_and_sighup_end_the_run_like_ctrl_c(pytester, sim_images, sig) -
     assert_cleaned_by_the_run(pytester, pid, names)
 
 
-def test_ctrl_c_during_compose_up_stops_it_before_down(pytester, sim_images) -> None:
+def test_ctrl_c_during_compose_up_lets_it_finish_before_down(pytester, sim_images) -> None:
     """A terminal's Ctrl-C (the whole process group) 0.3 s into `compose up`."""
     pytester.makepyfile(test_inner=RECORD)
     proc = start_inner(pytester, sim_images["good"]["tag"], start_new_session=True)

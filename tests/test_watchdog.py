@@ -42,13 +42,15 @@ def test_done_means_nothing_to_do(tmp_path, monkeypatch) -> None:
         owner.wait()
 
 
-def test_an_owner_that_dies_gets_its_tracked_processes_stopped(tmp_path, monkeypatch) -> None:
+def test_an_owner_that_dies_gets_its_followers_stopped(tmp_path, monkeypatch) -> None:
     """The pipe stays open (as when a forked child holds it): the owner's death is enough."""
     owner, compose_up = _sleeper(), _sleeper()
     dog = _spawn(tmp_path, owner, monkeypatch)
     try:
         assert dog.stdin is not None
-        dog.stdin.write(f"track {compose_up.pid} {process_start(compose_up.pid)}\n".encode())
+        dog.stdin.write(
+            f"track {compose_up.pid} {process_start(compose_up.pid)} follower\n".encode()
+        )
         dog.stdin.flush()
         time.sleep(0.3)
         owner.kill()
@@ -72,7 +74,7 @@ def test_untracked_processes_are_left_alone(tmp_path, monkeypatch, untrack) -> N
     owner, follower = _sleeper(), _sleeper()
     dog = _spawn(tmp_path, owner, monkeypatch)
     try:
-        lines = f"track {follower.pid} {process_start(follower.pid)}\n"
+        lines = f"track {follower.pid} {process_start(follower.pid)} follower\n"
         if untrack:
             lines += f"untrack {follower.pid}\n"
         owner.kill()
@@ -81,6 +83,32 @@ def test_untracked_processes_are_left_alone(tmp_path, monkeypatch, untrack) -> N
         assert (follower.poll() is None) is untrack
     finally:
         for proc in (follower,):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_a_compose_command_in_flight_is_waited_for_not_killed(tmp_path, monkeypatch) -> None:
+    owner = _sleeper()
+    marker = tmp_path / "finished"
+    compose_up = subprocess.Popen(
+        [sys.executable, "-c",
+         f"import time, pathlib; time.sleep(2); pathlib.Path({str(marker)!r}).write_text('ok')"],
+        start_new_session=True,
+    )
+    dog = _spawn(tmp_path, owner, monkeypatch)
+    try:
+        owner.kill()
+        owner.wait()
+        out, _ = dog.communicate(
+            f"track {compose_up.pid} {process_start(compose_up.pid)} compose\n".encode(),
+            timeout=60,
+        )
+        assert compose_up.wait(timeout=10) == 0 and marker.read_text() == "ok"
+        assert b"waiting for compose command" in out and b"SIGTERM" not in out
+        assert out.index(b"waiting for compose") < out.index(b"removing the containers failed")
+    finally:
+        for proc in (owner, compose_up):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
