@@ -2,8 +2,9 @@
 """Container lifecycle benchmark: readiness latency and the plugin's cycle overhead.
 
 * **Readiness latency**: from the moment the containerised server first answers
-  ``GET /api/version`` (seen by a 1 ms prober thread on the same port) to the moment
-  ``ContainerProvider.endpoint()`` returns. Target <= 50 ms.
+  ``GET /api/version`` (seen by a 1 ms prober thread that reads the port from the container's
+  ``Listening on`` log line, as the plugin does) to the moment ``ContainerProvider.endpoint()``
+  returns. Target <= 50 ms.
 * **Cycle overhead**: one full plugin cycle (``endpoint()`` = compose up, log follower, polling
   until the server answers; ``close()`` = save the log, compose down) minus a bare
   ``docker compose up -d --wait`` + ``down`` of the same generated file (which waits only for
@@ -30,9 +31,10 @@ from pathlib import Path
 
 import httpx
 
-from pytest_ollama_regress.compose import ComposeSpec
-from pytest_ollama_regress.containers import ContainerProvider, ContainerSettings, PortAllocator
+from pytest_ollama_regress.compose import ComposeSpec, project_name
+from pytest_ollama_regress.containers import ContainerProvider, ContainerSettings
 from pytest_ollama_regress.docker_engine import DockerEngine, find_compose, parse_image_ref
+from pytest_ollama_regress.readiness import find_listening
 from pytest_ollama_regress.reaper import Owner
 from pytest_ollama_regress.targets import Target
 
@@ -40,21 +42,35 @@ IMAGE = "ollama-regress-sim:good"
 
 
 class Prober(threading.Thread):
-    """Polls ``/api/version`` every millisecond; records when it first answers."""
+    """Reads the port from the container's log, then polls ``/api/version`` every millisecond;
+    records when it first answers."""
 
-    def __init__(self, port: int, limit: float = 120.0) -> None:
+    def __init__(self, log_path: Path, limit: float = 120.0) -> None:
         super().__init__(daemon=True)
-        self.url = f"http://127.0.0.1:{port}/api/version"
+        self.log_path = log_path
         self.first_ok: float | None = None
         self.limit = limit
         self.stop = threading.Event()
 
+    def _port(self, deadline: float) -> int | None:
+        while not self.stop.is_set() and time.perf_counter() < deadline:
+            try:
+                line = find_listening(self.log_path.read_text(errors="replace"))
+            except OSError:
+                line = None
+            if line is not None:
+                return line.port
+            time.sleep(0.001)
+        return None
+
     def run(self) -> None:
         deadline = time.perf_counter() + self.limit
+        port = self._port(deadline)
+        url = f"http://127.0.0.1:{port}/api/version"
         with httpx.Client(timeout=0.5, trust_env=False) as http:
-            while not self.stop.is_set() and time.perf_counter() < deadline:
+            while port and not self.stop.is_set() and time.perf_counter() < deadline:
                 try:
-                    if http.get(self.url).status_code == 200:
+                    if http.get(url).status_code == 200:
                         self.first_ok = time.perf_counter()
                         return
                 except httpx.HTTPError:
@@ -66,9 +82,8 @@ def plugin_cycle(engine, compose, target, workdir: Path, n: int) -> dict[str, fl
     owner = Owner.new(f"bench{n:03d}")
     provider = ContainerProvider(engine, compose, ContainerSettings(network="host"), owner,
                                  workdir)
-    port = PortAllocator(7).allocate()
-    provider.ports.allocate = lambda: port  # the prober must know the port beforehand
-    prober = Prober(port)
+    project = project_name(owner.session, owner.worker, target.image.short_id, {})
+    prober = Prober(workdir / project / "ollama.log")
     started = time.perf_counter()
     prober.start()
     provider.endpoint(target, {})
@@ -87,8 +102,7 @@ def plugin_cycle(engine, compose, target, workdir: Path, n: int) -> dict[str, fl
 
 def bare_cycle(compose, target, workdir: Path, n: int) -> float:
     spec = ComposeSpec(
-        project=f"olr-bare-{n:03d}", image_id=target.image.id,
-        port=PortAllocator(8).allocate(), network="host",
+        project=f"olr-bare-{n:03d}", image_id=target.image.id, network="host",
     )
     path = spec.write(workdir)
     base = [*compose.argv, "-f", str(path), "-p", spec.project]

@@ -6,8 +6,11 @@ Every failure surfaces as :class:`OllamaError`:
   ``405 method not allowed``, bare statuses) carry the HTTP status and the server's message;
 * an NDJSON ``{"error": ...}`` line inside a 200 stream (mid-stream, or as the first line as
   Ollama <= 0.12.5 sends runner failures) has status 200 and ``in_stream=True``;
-* connect failures, connect timeouts and stalls (no byte for ``stall_timeout`` seconds, also
-  between two chunks) have status 0 and a message naming the URL and the cause.
+* connect failures, connect timeouts, stalls (no chunk for ``stall_timeout`` seconds) and
+  requests past their deadline have status 0 and a message naming the URL and the cause.
+
+Deadlines bound whole requests, not single socket reads (see :mod:`deadlines`): a server that
+trickles bytes or blank lines cannot keep a request alive past them.
 
 Timing definitions live in :mod:`pytest_ollama_regress.timing`.
 """
@@ -24,9 +27,12 @@ from typing import Any, Literal
 import httpcore
 import httpx
 
+from . import deadlines
 from .timing import ServerMetrics, StreamTiming
 
 __all__ = ["Completion", "DebugRender", "OllamaClient", "OllamaError"]
+
+DEFAULT_REQUEST_TIMEOUT = 600.0
 
 ImageInput = bytes | bytearray | memoryview | str
 ProgressCallback = Callable[[dict[str, Any]], object]
@@ -84,17 +90,16 @@ class _StampingBackend(httpcore.NetworkBackend):
 
 
 def _stamping_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
-    """httpx's own transport with the stamping backend under its httpcore pool.
+    """httpx's own transport whose streams stamp reads and obey :mod:`deadlines`.
 
-    httpx does not expose httpcore's ``network_backend`` parameter, so it is set on the pool
-    httpx built. If a future httpx lays its pool out differently, the transport is returned
-    unchanged and chunks are stamped when ``iter_lines`` yields them instead.
+    If a future httpx lays its pool out differently (see :func:`deadlines.install`), the
+    transport is unchanged: chunks are stamped when ``iter_lines`` yields them and deadlines are
+    checked between reads instead.
     """
     transport = httpx.HTTPTransport(limits=limits)
-    pool = getattr(transport, "_pool", None)
-    backend = getattr(pool, "_network_backend", None)
-    if isinstance(pool, httpcore.ConnectionPool) and isinstance(backend, httpcore.NetworkBackend):
-        pool._network_backend = _StampingBackend(backend)
+    deadlines.install(
+        transport, lambda backend: _StampingBackend(deadlines.DeadlineBackend(backend))
+    )
     return transport
 
 
@@ -223,11 +228,16 @@ def _check_base_url(base_url: str) -> str:
 class OllamaClient:
     """Synchronous client for one Ollama server.
 
-    ``connect_timeout`` bounds connecting and waiting for a pooled connection;
-    ``stall_timeout`` bounds every socket read and write, so a stream that goes quiet for that
-    long between two chunks (or before the first one, model load included) raises an
-    :class:`OllamaError` saying "stalled". A non-streaming request must produce its whole
-    body within ``stall_timeout``. The client is safe to share between threads.
+    * ``connect_timeout`` bounds connecting and waiting for a pooled connection.
+    * ``stall_timeout``: a stream (chat, generate, pull) that sends no chunk for that long,
+      before the first one (model load included) or between two, raises an
+      :class:`OllamaError` saying "stalled"; blank keep-alive lines and partial lines are not
+      chunks. A non-streaming request must complete (send, headers, whole body) within it.
+    * ``request_timeout`` bounds a whole stream, however steadily it sends (default
+      ``DEFAULT_REQUEST_TIMEOUT``, 600 s), and any non-streaming request too when shorter
+      than ``stall_timeout``.
+
+    The client is safe to share between threads.
     """
 
     def __init__(
@@ -236,12 +246,14 @@ class OllamaClient:
         *,
         connect_timeout: float = 5.0,
         stall_timeout: float = 60.0,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         max_connections: int = 128,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         self.base_url = _check_base_url(base_url)
         self.connect_timeout = connect_timeout
         self.stall_timeout = stall_timeout
+        self.request_timeout = request_timeout
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(
@@ -317,11 +329,34 @@ class OllamaClient:
         url = self._url("/api/pull")
         payload = {"model": model, "stream": True, **kw}
         progress: list[dict[str, Any]] = []
-        response, _ = self._open("POST", "/api/pull", payload, StreamTiming())
+        with self._streaming() as lim:
+            response, _ = self._open("POST", "/api/pull", payload, StreamTiming())
+            lim.progress()
+            self._read_progress(response, url, lim, progress, on_progress)
+        if not progress or progress[-1].get("status") != "success":
+            last = progress[-1].get("status") if progress else None
+            raise OllamaError(
+                response.status_code,
+                f"pull of {model!r} ended without 'success' (last status: {last!r})",
+                url=url,
+                in_stream=True,
+            )
+        return progress
+
+    def _read_progress(
+        self,
+        response: httpx.Response,
+        url: str,
+        lim: deadlines.Limits,
+        progress: list[dict[str, Any]],
+        on_progress: ProgressCallback | None,
+    ) -> None:
         try:
             for line in response.iter_lines():
+                deadlines.check()
                 if not line:
                     continue
+                lim.progress()
                 obj = self._parse_line(line, response, url)
                 if "error" in obj:
                     raise OllamaError(
@@ -334,15 +369,6 @@ class OllamaClient:
             raise self._transport_error(exc, url, in_stream=True) from None
         finally:
             response.close()
-        if not progress or progress[-1].get("status") != "success":
-            last = progress[-1].get("status") if progress else None
-            raise OllamaError(
-                response.status_code,
-                f"pull of {model!r} ended without 'success' (last status: {last!r})",
-                url=url,
-                in_stream=True,
-            )
-        return progress
 
     # --- inference --------------------------------------------------------------------------
 
@@ -438,7 +464,8 @@ class OllamaClient:
         """
         url = self._url(path)
         try:
-            response = self._http.request(method, path, json=json, **kw)
+            with self._whole():
+                response = self._http.request(method, path, json=json, **kw)
         except httpx.TransportError as exc:
             raise self._transport_error(exc, url, in_stream=False) from None
         if check and response.status_code >= 400:
@@ -449,6 +476,14 @@ class OllamaClient:
 
     def _url(self, path: str) -> str:
         return self.base_url + path
+
+    def _whole(self) -> Any:
+        """Deadlines of a non-streaming request: all of it within the stall timeout."""
+        return deadlines.limits(total=min(self.stall_timeout, self.request_timeout))
+
+    def _streaming(self) -> Any:
+        """Deadlines of a stream: a chunk per stall timeout, all of it within the request timeout."""
+        return deadlines.limits(total=self.request_timeout, stall=self.stall_timeout)
 
     def _open(
         self, method: str, path: str, payload: Any, timing: StreamTiming
@@ -488,8 +523,9 @@ class OllamaClient:
         self, method: str, path: str, payload: Any = None, *, expect_json: bool = True
     ) -> Any:
         """A non-streaming request: returns the decoded JSON body (or None)."""
-        response, url = self._open(method, path, payload, StreamTiming())
-        body = self._read_all(response, url)
+        with self._whole():
+            response, url = self._open(method, path, payload, StreamTiming())
+            body = self._read_all(response, url)
         if not expect_json:
             return None
         try:
@@ -521,10 +557,14 @@ class OllamaClient:
 
     def _infer(self, path: str, payload: dict[str, Any], *, chat: bool, stream: bool) -> Completion:
         timing = StreamTiming()
-        response, url = self._open("POST", path, payload, timing)
         if stream:
-            return self._consume(response, url, timing, chat=chat)
-        body = self._read_all(response, url)
+            with self._streaming() as lim:
+                response, url = self._open("POST", path, payload, timing)
+                lim.progress()
+                return self._consume(response, url, timing, chat=chat)
+        with self._whole():
+            response, url = self._open("POST", path, payload, timing)
+            body = self._read_all(response, url)
         stamped = _read_stamp(response)
         t = stamped.last_read_ns if stamped else time.perf_counter_ns()
         obj = self._parse_line(body, response, url)
@@ -573,6 +613,9 @@ class OllamaClient:
         content_key = "content" if chat else "response"
         final: dict[str, Any] | None = None
 
+        lim = deadlines.current()
+        check = deadlines.check
+
         def partial() -> Completion:
             return self._assemble(
                 chunks, texts, thoughts, tool_calls, final or _EMPTY, timing, response, chat
@@ -581,8 +624,11 @@ class OllamaClient:
         try:
             for line in response.iter_lines():
                 t = stamped.last_read_ns if stamped is not None else perf()
+                check()
                 if not line:
-                    continue
+                    continue  # a blank line is no chunk: the stall deadline does not move
+                if lim is not None:
+                    lim.progress()
                 try:
                     obj = loads(line)
                 except ValueError:
@@ -710,7 +756,18 @@ class OllamaClient:
         partial: Completion | None = None,
     ) -> OllamaError:
         """Status-0 OllamaError naming the URL and the cause."""
-        if isinstance(exc, httpx.ConnectTimeout):
+        lim = deadlines.current()
+        expired = lim.expired if lim is not None else None
+        if lim is not None and expired == "stall":
+            msg = f"stalled: no chunk from {url} for {lim.stall:g}s (stall timeout)"
+        elif lim is not None and expired == "total" and lim.stall is not None:
+            msg = (f"deadline: the stream from {url} did not end within {lim.total:g}s "
+                   "(request timeout)")
+        elif lim is not None and expired == "total":
+            which = "stall timeout" if lim.total == self.stall_timeout else "request timeout"
+            msg = (f"stalled: no complete answer from {url} within {lim.total:g}s ({which}; "
+                   "a non-streaming request must complete within it)")
+        elif isinstance(exc, httpx.ConnectTimeout):
             msg = f"cannot connect to {url}: connect timed out after {self.connect_timeout}s"
         elif isinstance(exc, httpx.ConnectError):
             msg = f"cannot connect to {url}: {exc or type(exc).__name__}"

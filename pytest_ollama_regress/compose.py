@@ -1,18 +1,21 @@
 """Compose files the plugin generates: one project per (image, env), written to a temp dir.
 
-The file pins the image by ID, sets the environment (``OLLAMA_HOST`` on the chosen port,
-``OLLAMA_MODELS=/models`` when a models folder is mounted), publishes the port on 127.0.0.1
-only (or uses the host network), labels the container with the session and owner, and turns
-``--ollama-gpus`` into Compose device reservations.
+The file pins the image by ID, sets the environment (``OLLAMA_MODELS=/models`` when a models
+folder is mounted), lets the kernel or Docker pick the port (host network: ``OLLAMA_HOST`` on
+port 0, the server logs the port it got; bridge: the container port published on an ephemeral
+127.0.0.1 port), labels the container with the session and owner, and turns ``--ollama-gpus``
+into Compose device reservations.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -27,6 +30,7 @@ LABEL_PID = "io.ollama-regress.pid"
 LABEL_PID_START = "io.ollama-regress.pid-start"
 LABEL_HOST = "io.ollama-regress.host"
 LABEL_KEEP = "io.ollama-regress.keep"
+LABEL_WORKER = "io.ollama-regress.worker"  # main, or the xdist worker id (gw0, ...)
 LABEL_IMAGE = "io.ollama-regress.image"
 
 # A device index, or an NVIDIA UUID (GPU-…, MIG-…) as nvidia-smi -L prints it.
@@ -107,34 +111,40 @@ def project_name(session: str, worker: str, short_id: str, env: Mapping[str, str
 
 @dataclass
 class ComposeSpec:
-    """Everything one generated compose file says."""
+    """Everything one generated compose file says.
+
+    No host port is chosen here: on the host network the server listens on
+    ``127.0.0.1:0`` (the kernel picks a free port, the server logs it); on a bridge Docker
+    publishes the container port on a free 127.0.0.1 port (``docker compose port`` reads it).
+    Nothing can take a port between its choice and its use.
+    """
 
     project: str
     image_id: str
-    port: int
     network: str  # "host" | "bridge"
     env: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     models_dir: Path | None = None
+    models_read_only: bool = True
     gpus: GpuRequest = GpuRequest("none")
 
     @property
     def container_name(self) -> str:
         return f"{self.project}-{SERVICE}"
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
     def environment(self) -> dict[str, str]:
         """The container's environment: the user's, then what the plugin must set."""
         env = dict(self.env)
         if self.network == "host":
-            env["OLLAMA_HOST"] = f"127.0.0.1:{self.port}"
+            env["OLLAMA_HOST"] = "127.0.0.1:0"
         else:
             env["OLLAMA_HOST"] = f"0.0.0.0:{CONTAINER_PORT}"
         if self.models_dir is not None:
             env["OLLAMA_MODELS"] = MODELS_MOUNT
+            if self.models_read_only:
+                # Ollama prunes unused blobs and empty folders at start; on a read-only mount
+                # that fails (and a test run should not prune the user's models anyway).
+                env.setdefault("OLLAMA_NOPRUNE", "1")
         return env
 
     def to_dict(self) -> dict[str, object]:
@@ -152,10 +162,15 @@ class ComposeSpec:
         if self.network == "host":
             service["network_mode"] = "host"
         else:
-            service["ports"] = [f"127.0.0.1:{self.port}:{CONTAINER_PORT}"]
+            service["ports"] = [f"127.0.0.1::{CONTAINER_PORT}"]
         if self.models_dir is not None:
             service["volumes"] = [
-                {"type": "bind", "source": str(self.models_dir), "target": MODELS_MOUNT}
+                {
+                    "type": "bind",
+                    "source": str(self.models_dir),
+                    "target": MODELS_MOUNT,
+                    "read_only": self.models_read_only,
+                }
             ]
         devices = device_reservations(self.gpus)
         if devices:
@@ -166,9 +181,29 @@ class ComposeSpec:
         return data
 
     def write(self, directory: Path) -> Path:
-        """Write ``<directory>/<project>/compose.yaml`` and return its path."""
+        """Write ``<directory>/<project>/compose.yaml`` (owner-only) and return its path.
+
+        Every ``$`` is written as ``$$``: Compose interpolates ``$VAR`` and ``${VAR:?msg}`` with
+        the environment of the process that runs it, so without this ``--ollama-env
+        V=$HOME`` would reach the container as the host's home and a models path with a ``$``
+        would mount another folder. ``$$`` is Compose's escape for one literal ``$``.
+        """
         folder = directory / self.project
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "compose.yaml"
-        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+        text = yaml.safe_dump(escape_interpolation(self.to_dict()), sort_keys=False)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # env may hold secrets
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
         return path
+
+
+def escape_interpolation(value: Any) -> Any:
+    """``value`` with ``$`` doubled in every string (keys included), for Compose to undo."""
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, Mapping):
+        return {escape_interpolation(k): escape_interpolation(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [escape_interpolation(v) for v in value]
+    return value

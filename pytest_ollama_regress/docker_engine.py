@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -187,11 +186,6 @@ class ComposeCommand:
     argv: tuple[str, ...]
     version: str
 
-    @property
-    def shell(self) -> str:
-        """The command as a shell prefix (pytest-docker runs compose through a shell)."""
-        return " ".join(shlex.quote(part) for part in self.argv)
-
 
 def docker_host() -> str:
     """The engine address the CLI uses, for messages."""
@@ -314,8 +308,13 @@ class DockerEngine:
         """Resolve a checked reference to the local image, or raise :class:`ImageNotFound`."""
         data = self.inspect_image(ref.text)
         if data is None:
-            if ref.kind == "short_id":
-                how = "give the full image ID or a repo:tag, or pull/load the image first"
+            if ref.kind in ("id", "short_id"):
+                # An ID cannot be pulled (--ollama-pull refuses it): only loaded or built here.
+                how = (
+                    "an image ID cannot be pulled: load or build the image into this engine "
+                    "(docker load -i FILE), or give repo:tag or repo@sha256:<digest> with "
+                    "--ollama-pull"
+                )
             else:
                 how = f"pull it (docker pull {ref.text}) or pass --ollama-pull"
             raise ImageNotFound(
@@ -382,10 +381,12 @@ class DockerEngine:
         if ids:
             self.run(["network", "rm", *ids], check=False)
 
-    def networks_with(self, label_filter: str) -> list[dict[str, Any]]:
-        out = self.run(
-            ["network", "ls", "--no-trunc", "--filter", label_filter, "--format", "{{json .}}"]
-        ).stdout
+    def networks_with(self, filters: Sequence[str]) -> list[dict[str, Any]]:
+        """``docker network ls`` rows matching every filter."""
+        args = ["network", "ls", "--no-trunc", "--format", "{{json .}}"]
+        for flt in filters:
+            args += ["--filter", flt]
+        out = self.run(args).stdout
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pytest_ollama_regress.compose import (
@@ -19,6 +20,7 @@ from pytest_ollama_regress.compose import (
     LABEL_PID,
     LABEL_PID_START,
     LABEL_SESSION,
+    LABEL_WORKER,
 )
 from pytest_ollama_regress.docker_engine import DockerEngine
 
@@ -34,8 +36,18 @@ def process_start(pid: int) -> str:
     return fields[19] if len(fields) > 19 else ""
 
 
+def _zombie(pid: int) -> bool:
+    """True for a process that has exited but was not waited for yet (state Z or X)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            fields = fh.read().rpartition(")")[2].split()
+    except OSError:
+        return False
+    return bool(fields) and fields[0] in ("Z", "X")
+
+
 def process_alive(pid: int, start: str = "") -> bool:
-    """True when ``pid`` runs and (when known) started at ``start``."""
+    """True when ``pid`` runs (a zombie does not) and (when known) started at ``start``."""
     if pid <= 0:
         return False
     try:
@@ -48,7 +60,7 @@ def process_alive(pid: int, start: str = "") -> bool:
         current = process_start(pid)
         if current and current != start:
             return False  # the pid was recycled
-    return True
+    return not _zombie(pid)
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,7 @@ class Owner:
             LABEL_PID: str(self.pid),
             LABEL_PID_START: self.pid_start,
             LABEL_HOST: self.host,
+            LABEL_WORKER: self.worker,
         }
         if keep:
             labels[LABEL_KEEP] = "1"
@@ -98,14 +111,31 @@ def _orphaned(labels: dict[str, str], host: str) -> bool:
     return not process_alive(pid, labels.get(LABEL_PID_START, ""))
 
 
-def reap(engine: DockerEngine, host: str | None = None) -> ReapResult:
-    """Remove containers and networks labelled by runs whose process is gone."""
+def reap(
+    engine: DockerEngine,
+    host: str | None = None,
+    *,
+    filters: Sequence[str] = (),
+    check_owner: bool = True,
+) -> ReapResult:
+    """Remove containers and networks labelled by runs whose process is gone.
+
+    ``filters`` narrow the search (``docker ps --filter`` values, e.g. one session's worker);
+    ``check_owner=False`` is for a caller that knows the owner is gone or gave up its clean-up
+    (the watchdog): then the owner's liveness is not checked, only its host.
+    """
     host = host or socket.gethostname()
     result = ReapResult()
     doomed: list[str] = []
-    for row in engine.containers([f"label={LABEL_SESSION}"]):
+
+    def doomed_owner(labels: dict[str, str]) -> bool:
+        if check_owner:
+            return _orphaned(labels, host)
+        return labels.get(LABEL_HOST) == host
+
+    for row in engine.containers([f"label={LABEL_SESSION}", *filters]):
         labels = row["Labels"]
-        if not _orphaned(labels, host):
+        if not doomed_owner(labels):
             continue
         if labels.get(LABEL_KEEP) == "1":
             result.kept += 1
@@ -114,10 +144,22 @@ def reap(engine: DockerEngine, host: str | None = None) -> ReapResult:
         result.containers.append(str(row.get("Names") or row["ID"][:12]))
     engine.remove_containers(doomed)
     dead_networks = []
-    for row in engine.networks_with(f"label={LABEL_SESSION}"):
+    for row in engine.networks_with([f"label={LABEL_SESSION}", *filters]):
         net_labels = engine.json(["network", "inspect", "--format", "{{json .Labels}}", row["ID"]])
-        if net_labels and _orphaned(net_labels, host) and net_labels.get(LABEL_KEEP) != "1":
+        if net_labels and doomed_owner(net_labels) and net_labels.get(LABEL_KEEP) != "1":
             dead_networks.append(row["ID"])
             result.networks.append(str(row.get("Name") or row["ID"][:12]))
     engine.remove_networks(dead_networks)
     return result
+
+
+def reap_workers(engine: DockerEngine, session: str, worker: str | None = None) -> ReapResult:
+    """xdist: remove the containers of one run's dead workers (of ``worker`` only, if given).
+
+    Workers of one run share its session id; the controller calls this when a worker crashed
+    and once more at the end, so a dead worker's containers do not wait for the next run.
+    """
+    filters = [f"label={LABEL_SESSION}={session}"]
+    if worker is not None:
+        filters.append(f"label={LABEL_WORKER}={worker}")
+    return reap(engine, filters=filters)

@@ -41,6 +41,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from pytest_ollama_regress import deadlines
+
 if TYPE_CHECKING:
     from pytest_ollama_regress.containers import ImageInfo
     from pytest_ollama_regress.expectations import Expectations
@@ -227,13 +229,17 @@ class Provider(Protocol):
 
 
 def probe_version(url: str, *, timeout: float, what: str | None = None) -> str:
-    """``GET /api/version`` of ``url``; a one-line :class:`TargetError` when it is no Ollama."""
+    """``GET /api/version`` of ``url``, all of it within ``timeout`` (a trickling body too);
+    a one-line :class:`TargetError` when it is no Ollama."""
     name = what or url
     try:
         # Certificates only matter for https; skipping their load makes an http probe ~50x faster.
         verify = url.startswith("https:")
-        with httpx.Client(
-            timeout=timeout, trust_env=False, follow_redirects=False, verify=verify
+        with deadlines.limits(total=timeout), httpx.Client(
+            transport=deadlines.transport(verify=verify),
+            timeout=timeout,
+            trust_env=False,
+            follow_redirects=False,
         ) as http:
             response = http.get(url.rstrip("/") + "/api/version")
     except httpx.TimeoutException as exc:

@@ -7,79 +7,17 @@ it owns are found with ``docker ps -a --filter label=io.ollama-regress.pid=<pid>
 from __future__ import annotations
 
 import json
-import signal
+import re
 import subprocess
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
+from containers_support import RECORD, inner_pid, ours, records, run
 
 from pytest_ollama_regress.compose import LABEL_KEEP, LABEL_PID
 
 pytestmark = pytest.mark.docker
-
-RECORD = """
-import json, os, subprocess
-import pytest
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _pid(pytestconfig):
-    (pytestconfig.rootpath / "pid.txt").write_text(str(os.getpid()))
-    with open(pytestconfig.rootpath / "pids.txt", "a") as fh:
-        print(os.getpid(), file=fh)
-
-
-def _ours():
-    out = subprocess.run(
-        ["docker", "ps", "-q", "--filter", "label=io.ollama-regress.pid=%d" % os.getpid()],
-        capture_output=True, text=True, timeout=30,
-    )
-    return len(out.stdout.split())
-
-
-def test_record(ollama, ollama_target):
-    info = {
-        "id": ollama_target.id, "url": ollama_target.url,
-        "server_version": ollama_target.server_version, "metadata": ollama_target.metadata,
-        "logs_path": str(ollama_target.logs_path), "running": _ours(),
-        "version": ollama.version(),
-    }
-    (ollama_target.logs_path.parent.parent.parent / ("rec-%s.json" % ollama_target.id)).write_text(
-        json.dumps(info)
-    )
-"""
-
-
-def ours(pid: int | str, *, running_only: bool = False) -> list[str]:
-    args = ["docker", "ps", "-q", "--filter", f"label={LABEL_PID}={pid}"]
-    if not running_only:
-        args.insert(2, "-a")
-    out = subprocess.run(args, capture_output=True, text=True, timeout=30, check=True)
-    return out.stdout.split()
-
-
-def inner_pid(pytester: pytest.Pytester) -> str:
-    return (pytester.path / "pid.txt").read_text().strip()
-
-
-def records(basetemp: Path) -> dict[str, dict]:
-    """What each inner ``test_record`` saw, by target id (xdist workers included)."""
-    return {
-        json.loads(p.read_text())["id"]: json.loads(p.read_text())
-        for p in basetemp.rglob("rec-*.json")
-    }
-
-
-def run(pytester: pytest.Pytester, *args: str, timeout: float = 300):
-    basetemp = pytester.path / "bt"
-    result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", f"--basetemp={basetemp}", *args, timeout=timeout
-    )
-    return result, basetemp
-
 
 def test_ids_and_metadata_by_full_id_short_id_tag_and_label(pytester, sim_images,
                                                              docker_engine_info) -> None:
@@ -139,6 +77,26 @@ def test_fails(ollama):
     assert ours(inner_pid(pytester)) == []
 
 
+def test_an_image_that_never_answers_costs_the_start_timeout_once(pytester, sim_images) -> None:
+    """Two environments of one hanging image: one start timeout, not two."""
+    hangs = sim_images["hang"]
+    pytester.makepyfile(test_inner=RECORD + """
+
+@pytest.mark.ollama_env(OLLAMA_NUM_PARALLEL="2")
+def test_other_env(ollama):
+    pass
+""")
+    result, _ = run(pytester, f"--ollama-image={hangs['tag']}", "--ollama-start-timeout=8")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines([
+        f"*{hangs['short_id']}: not started with this environment: the image failed to start "
+        "earlier (env *): * within 8s (raise --ollama-start-timeout)*"
+    ])
+    seconds = float(re.findall(r" in ([0-9.]+)s", result.stdout.lines[-1])[0])
+    assert seconds < 2 * 8, result.stdout.lines[-1]  # one start timeout, not two
+    assert ours(inner_pid(pytester)) == []
+
+
 def test_exit_during_start_and_start_timeout(pytester, sim_images) -> None:
     dies, hangs = sim_images["fail-at-start"], sim_images["hang"]
     pytester.makepyfile(test_inner=RECORD)
@@ -153,11 +111,41 @@ def test_exit_during_start_and_start_timeout(pytester, sim_images) -> None:
         f"{dies['short_id']} ({dies['tag']}): the container exited during start with exit code "
         "3; last log lines:",
         "Error: simulated start failure (OLLAMA_SIM_FAIL_AT_START=3)",
-        f"{hangs['short_id']} ({hangs['tag']}): GET http://127.0.0.1:*/api/version did not "
-        "answer within 3s (raise --ollama-start-timeout); last log lines:",
+        f"{hangs['short_id']} ({hangs['tag']}): the server never logged 'Listening on "
+        "127.0.0.1:<port>' within 3s (raise --ollama-start-timeout); last log lines:",
         "sim-hang: not listening",
     ])
     assert elapsed < 60, elapsed  # the dead one is reported at once, not after a timeout
+    assert ours(inner_pid(pytester)) == []
+
+
+PIN_PORT = """
+import os
+
+import pytest_ollama_regress.containers as containers
+
+# Two runs that drew the same port: the allocator the plugin had could be pinned to one; the
+# plugin now lets the kernel (or Docker) pick, so there is nothing left to pin.
+if hasattr(containers, "PortAllocator"):
+    containers.PortAllocator.allocate = lambda self: int(os.environ["FOREIGN_PORT"])
+"""
+
+
+def test_a_server_already_on_the_port_is_never_tested_instead(pytester, sim_images,
+                                                              monkeypatch) -> None:
+    """Another server on the container's port: the verdict is about the image, or none."""
+    from pytest_ollama_regress.sim import SimServer
+
+    bad = sim_images["regressed"]
+    with SimServer(profile="good", version="0.12.6", port=0) as foreign:
+        monkeypatch.setenv("FOREIGN_PORT", str(foreign.port))
+        pytester.makeconftest(PIN_PORT)
+        pytester.makepyfile(test_inner=RECORD)
+        result, basetemp = run(pytester, f"--ollama-image={bad['tag']}")
+    result.assert_outcomes(passed=1)
+    rec = records(basetemp)[bad["short_id"]]
+    assert rec["url"] != foreign.url
+    assert rec["server_version"] == rec["version"] == bad["version"]
     assert ours(inner_pid(pytester)) == []
 
 
@@ -168,6 +156,14 @@ def test_unknown_malformed_and_duplicate_images(pytester, sim_images) -> None:
     unknown.stderr.fnmatch_lines([
         "ERROR: --ollama-image ollama-regress-sim:no-such-tag: no such image in the engine at "
         "DOCKER_HOST=*; pull it (docker pull ollama-regress-sim:no-such-tag) or pass "
+        "--ollama-pull"
+    ])
+    no_id, _ = run(pytester, "--ollama-image=sha256:" + "0" * 64)
+    assert no_id.ret == pytest.ExitCode.USAGE_ERROR
+    no_id.stderr.fnmatch_lines([
+        "ERROR: --ollama-image sha256:0000*: no such image in the engine at *; an image ID cannot "
+        "be pulled: load or build the image "
+        "into this engine (docker load -i FILE), or give repo:tag or repo@sha256:<digest> with "
         "--ollama-pull"
     ])
     good = sim_images["good"]
@@ -219,6 +215,51 @@ def test_parallel(ollama, ollama_target):
     assert ours(inner_pid(pytester)) == []
 
 
+LITERAL = """
+import json, os, subprocess
+
+
+def test_env_reaches_the_container_literally(ollama, ollama_target, pytestconfig):
+    ids = subprocess.run(
+        ["docker", "ps", "-q", "--filter", "label=io.ollama-regress.pid=%d" % os.getpid()],
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stdout.split()
+    data = json.loads(subprocess.run(["docker", "inspect", *ids], capture_output=True,
+                                     text=True, timeout=30, check=True).stdout)[0]
+    (pytestconfig.rootpath / "seen.json").write_text(json.dumps({
+        "env": dict(item.split("=", 1) for item in data["Config"]["Env"]),
+        "mounts": [[m["Source"], m["RW"]] for m in data["Mounts"]],
+        "target_env": ollama_target.env,
+    }))
+"""
+
+
+def test_env_values_and_models_path_reach_the_container_literally(pytester, sim_images,
+                                                                   tmp_path) -> None:
+    """No Compose interpolation: ``$HOME``, ``$$`` and ``${X:?msg}`` arrive as written; the
+    models folder (a ``,`` in its path is fine) is read-only; secret values stay out of the
+    header."""
+    models = tmp_path / "models$HOME,x"
+    (models / "manifests" / "registry.ollama.ai" / "library").mkdir(parents=True)  # holds models
+    pytester.makepyfile(test_inner=RECORD + LITERAL)
+    values = {"V": "$HOME", "P": "pa$$word", "X": "${X:?msg}", "D": "${DOCKER_HOST}",
+              "HF_TOKEN": "hf_s3cr3t"}
+    result, _ = run(pytester, f"--ollama-image={sim_images['good']['tag']}",
+                    f"--ollama-models-dir={models}",
+                    *(f"--ollama-env={k}={v}" for k, v in values.items()))
+    result.assert_outcomes(passed=2)
+    seen = json.loads((pytester.path / "seen.json").read_text())
+    assert {k: seen["env"][k] for k in values} == values
+    assert {k: seen["target_env"][k] for k in values} == values
+    assert seen["mounts"] == [[str(models), False]] and seen["env"]["OLLAMA_NOPRUNE"] == "1"
+    result.stdout.fnmatch_lines([
+        f"ollama containers: GPUs * models dir {models} -> /models (read-only, OLLAMA_NOPRUNE=1; "
+        "--ollama-models-rw to pull or delete models); env V=$HOME * HF_TOKEN=***"
+    ])
+    assert "hf_s3cr3t" not in result.stdout.str() + result.stderr.str()
+    assert ours(inner_pid(pytester)) == []
+
+
 def test_exitfirst_leaves_nothing(pytester, sim_images) -> None:
     pytester.makepyfile(test_inner=RECORD + """
 
@@ -232,57 +273,6 @@ def test_b_never_runs(ollama):
                     f"--ollama-image={sim_images['regressed']['tag']}")
     result.assert_outcomes(passed=1, failed=1)
     assert ours(inner_pid(pytester)) == []
-
-
-SLEEPER = """
-import os, time
-
-def test_sleeps(ollama, ollama_target):
-    (ollama_target.logs_path.parent.parent.parent.parent / "ready.txt").write_text(str(os.getpid()))
-    time.sleep(120)
-"""
-
-
-def _start_sleeper(pytester: pytest.Pytester, image: str) -> tuple[subprocess.Popen, str]:
-    pytester.makepyfile(test_inner=SLEEPER)
-    ready = pytester.path / "ready.txt"
-    proc = pytester.popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--basetemp={pytester.path}/bt",
-         f"--ollama-image={image}", "test_inner.py"],
-        stdin=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    while not ready.exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the inner run never started its container"
-        time.sleep(0.1)
-    pid = ready.read_text().strip()
-    assert len(ours(pid, running_only=True)) == 1
-    return proc, pid
-
-
-def test_sigint_brings_containers_down(pytester, sim_images) -> None:
-    proc, pid = _start_sleeper(pytester, sim_images["good"]["tag"])
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == pytest.ExitCode.INTERRUPTED, (out, err)
-    assert b"KeyboardInterrupt" in out
-    assert ours(pid) == []
-
-
-def test_sigkilled_run_is_reaped_by_the_next(pytester, sim_images) -> None:
-    proc, pid = _start_sleeper(pytester, sim_images["good"]["tag"])
-    proc.kill()
-    proc.communicate(timeout=60)
-    left = ours(pid)
-    assert len(left) == 1
-    (pytester.path / "test_inner.py").unlink()
-    pytester.makepyfile(test_other="def test_nothing(): pass")
-    result, _ = run(pytester, f"--ollama-image={sim_images['regressed']['tag']}")
-    result.assert_outcomes(passed=1)
-    # other dead runs' leftovers may be reaped too; ours must be among them
-    result.stdout.fnmatch_lines(["ollama containers: reaped * container(s) of dead runs (*olr-*)"])
-    assert ours(pid) == []
 
 
 def test_keep_leaves_containers_and_says_how_to_reach_them(pytester, sim_images) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pytest_ollama_regress.compose import (
     parse_gpus,
     project_name,
 )
-from pytest_ollama_regress.containers import PortAllocator, cpu_fallback_models, worker_index
+from pytest_ollama_regress.containers import cpu_fallback_models
 from pytest_ollama_regress.docker_engine import (
     DockerEngine,
     DockerError,
@@ -94,7 +93,6 @@ def _spec(**kw) -> ComposeSpec:
     base = {
         "project": project_name("ab12cd34", "gw1", "4beecd8", {"OLLAMA_NUM_PARALLEL": "4"}),
         "image_id": ID,
-        "port": 20123,
         "network": "host",
         "env": {"OLLAMA_DEBUG": "2"},
         "labels": Owner("ab12cd34", pid=42, pid_start="7", host="h").labels(),
@@ -111,9 +109,12 @@ def test_compose_file_host_network(tmp_path: Path) -> None:
     assert service["image"] == ID and service["pull_policy"] == "never"
     assert service["network_mode"] == "host" and "ports" not in service
     assert service["environment"] == {
-        "OLLAMA_DEBUG": "2", "OLLAMA_HOST": "127.0.0.1:20123", "OLLAMA_MODELS": "/models",
+        "OLLAMA_DEBUG": "2", "OLLAMA_HOST": "127.0.0.1:0", "OLLAMA_MODELS": "/models",
+        "OLLAMA_NOPRUNE": "1",  # a read-only folder cannot be pruned
     }
-    assert service["volumes"] == [{"type": "bind", "source": str(tmp_path), "target": "/models"}]
+    assert service["volumes"] == [
+        {"type": "bind", "source": str(tmp_path), "target": "/models", "read_only": True}
+    ]
     assert service["labels"][LABEL_SESSION] == "ab12cd34" and service["labels"][LABEL_PID] == "42"
     assert service["stop_signal"] == "SIGTERM" and service["init"] is True
     assert service["deploy"]["resources"]["reservations"]["devices"] == [
@@ -124,10 +125,47 @@ def test_compose_file_host_network(tmp_path: Path) -> None:
 def test_compose_file_bridge_publishes_on_loopback_only(tmp_path: Path) -> None:
     spec = _spec(network="bridge", gpus=GpuRequest("ids", device_ids=("0", "3")))
     service = yaml.safe_load(spec.write(tmp_path).read_text())["services"]["ollama"]
-    assert service["ports"] == ["127.0.0.1:20123:11434"]
+    assert service["ports"] == ["127.0.0.1::11434"]  # Docker picks the host port
     assert service["environment"]["OLLAMA_HOST"] == "0.0.0.0:11434"
     assert service["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] == ["0", "3"]
     assert "volumes" not in service
+
+
+def test_dollar_signs_are_escaped_for_compose(tmp_path: Path) -> None:
+    """Compose would interpolate ``$X`` / ``${X:?msg}``; ``$$`` is its literal ``$``."""
+    models = tmp_path / "m$HOME"
+    models.mkdir()
+    env = {"V": "$HOME", "P": "pa$$word", "X": "${X:?msg}"}
+    path = _spec(env=env, models_dir=models).write(tmp_path)
+    service = yaml.safe_load(path.read_text())["services"]["ollama"]
+    assert {k: service["environment"][k] for k in env} == {
+        "V": "$$HOME", "P": "pa$$$$word", "X": "$${X:?msg}"
+    }
+    assert service["volumes"][0]["source"] == str(models).replace("$", "$$")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_models_read_write_on_request(tmp_path: Path) -> None:
+    spec = _spec(models_dir=tmp_path, models_read_only=False)
+    service = yaml.safe_load(spec.write(tmp_path).read_text())["services"]["ollama"]
+    assert service["volumes"][0]["read_only"] is False
+    assert "OLLAMA_NOPRUNE" not in service["environment"]
+    mine = _spec(models_dir=tmp_path, env={"OLLAMA_NOPRUNE": "0"}).environment()
+    assert mine["OLLAMA_NOPRUNE"] == "0"  # the user's value wins
+
+
+@pytest.mark.parametrize(
+    ("key", "secret"),
+    [("HF_TOKEN", True), ("OPENAI_API_KEY", True), ("AWS_SECRET_ACCESS_KEY", True),
+     ("DB_PASSWORD", True), ("GITHUB_PAT", True), ("MY_APITOKEN", True), ("AUTH", True),
+     ("OLLAMA_KEEP_ALIVE", False), ("OLLAMA_DEBUG", False), ("OLLAMA_KV_CACHE_TYPE", False),
+     ("MONKEY", False), ("PWD", False)],
+)
+def test_secret_looking_keys(key: str, secret: bool) -> None:
+    from pytest_ollama_regress.redact import env_text, secret_key
+
+    assert secret_key(key) is secret
+    assert env_text({key: "v4lue"}) == f"{key}={'***' if secret else 'v4lue'}"
 
 
 def test_one_project_per_distinct_env() -> None:
@@ -135,21 +173,6 @@ def test_one_project_per_distinct_env() -> None:
     b = project_name("s", "main", "4beecd8", {"OLLAMA_NUM_PARALLEL": "4"})
     c = project_name("s", "main", "4beecd8", {"OLLAMA_NUM_PARALLEL": "4"})
     assert a != b and b == c
-
-
-def test_ports_are_free_and_per_worker_blocks_do_not_overlap() -> None:
-    gw0, gw1 = PortAllocator(worker_index("gw0")), PortAllocator(worker_index("gw1"))
-    main = PortAllocator(worker_index("main"))
-    blocks = [range(p.first, p.first + p.block) for p in (main, gw0, gw1)]
-    assert len({b.start for b in blocks}) == 3
-    assert all(set(x).isdisjoint(y) for i, x in enumerate(blocks) for y in blocks[i + 1 :])
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        taken = busy.getsockname()[1]
-        assert not PortAllocator.is_free(taken)
-    ports = [gw1.allocate() for _ in range(20)]
-    assert len(set(ports)) == 20 and all(p in blocks[2] for p in ports)
 
 
 def test_owner_labels_and_liveness() -> None:
@@ -222,6 +245,19 @@ def test_models_dir_is_checked_with_a_simulator_target_too(pytester) -> None:
     result = pytester.runpytest("--ollama-sim=good", "--ollama-models-dir=/nonexistent")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --ollama-models-dir /nonexistent: no such directory*"])
+
+
+def test_models_dir_with_a_colon_is_refused_at_configure(pytester, monkeypatch, tmp_path) -> None:
+    _no_engine(monkeypatch, tmp_path)
+    (pytester.path / "a:b").mkdir()
+    pytester.makepyfile("def test_x(ollama): pass")
+    result = pytester.runpytest_subprocess("--ollama-image", "x:1", "--ollama-models-dir=a:b")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.errlines if line.startswith("ERROR:")]
+    assert errors == [
+        "ERROR: --ollama-models-dir a:b: Docker cannot mount a path that contains ':'; link the "
+        "folder from a path without one (ln -s ... ~/ollama-models) and give that"
+    ]
 
 
 def test_no_engine_names_docker_host(pytester, monkeypatch, tmp_path) -> None:

@@ -34,7 +34,9 @@ from pytest_ollama_regress.docker_engine import (
     find_compose,
     parse_image_ref,
 )
-from pytest_ollama_regress.reaper import Owner, ReapResult, reap
+from pytest_ollama_regress.interrupts import stop_like_ctrl_c
+from pytest_ollama_regress.reaper import Owner, ReapResult, reap, reap_workers
+from pytest_ollama_regress.redact import env_text
 from pytest_ollama_regress.targets import (
     REGISTRY_KEY,
     SimProvider,
@@ -59,6 +61,9 @@ class _State:
     gpus_reason: str = ""
     reaped: ReapResult | None = None
     kept_notes: list[str] = field(default_factory=list)
+    #: xdist controller: the session id of its workers, and what it removed of dead ones
+    worker_session: str | None = None
+    worker_notes: list[str] = field(default_factory=list)
 
 
 _STATE = pytest.StashKey[_State]()
@@ -81,7 +86,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--ollama-models-dir", dest="ollama_models_dir", metavar="PATH",
-        help="host folder mounted at /models in the containers (OLLAMA_MODELS=/models)",
+        help="host folder mounted at /models in the containers (OLLAMA_MODELS=/models), "
+        "read-only when it holds models unless --ollama-models-rw",
+    )
+    group.addoption(
+        "--ollama-models-rw", action="store_true", default=None, dest="ollama_models_rw",
+        help="mount the models folder read-write, for checks that pull or delete models "
+        "(default: read-only with OLLAMA_NOPRUNE=1 once it holds models, i.e. has manifests/)",
     )
     group.addoption(
         "--ollama-env", action="append", dest="ollama_env", metavar="KEY=VALUE",
@@ -104,6 +115,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("ollama_image", "images to test (one [LABEL=]REF per line)", type="linelist")
     parser.addini("ollama_gpus", "GPUs for the containers (see --ollama-gpus)", default="auto")
     parser.addini("ollama_models_dir", "host folder mounted at /models", default="")
+    parser.addini(
+        "ollama_models_rw", "mount the models folder read-write", type="bool", default=False
+    )
     parser.addini("ollama_env", "container environment, one KEY=VALUE per line", type="linelist")
     parser.addini("ollama_network", "container networking: auto, host or bridge", default="auto")
     parser.addini(
@@ -135,9 +149,15 @@ def parse_env(values: list[str], source: str = "--ollama-env") -> dict[str, str]
 
 
 def parse_models_dir(value: str | None) -> Path | None:
+    """The models folder as an absolute path (symlinks kept: Docker follows them)."""
     if not value:
         return None
     path = Path(value).expanduser()
+    if ":" in str(path.absolute()):
+        raise TargetError(
+            f"--ollama-models-dir {value}: Docker cannot mount a path that contains ':'; link "
+            "the folder from a path without one (ln -s ... ~/ollama-models) and give that"
+        )
     if not path.exists():
         raise TargetError(
             f"--ollama-models-dir {value}: no such directory; create it or point at the folder "
@@ -147,7 +167,7 @@ def parse_models_dir(value: str | None) -> Path | None:
         raise TargetError(
             f"--ollama-models-dir {value}: not a directory; give the models folder, not a file"
         )
-    return path.resolve()
+    return path.absolute()
 
 
 def _images(config: pytest.Config) -> list[str]:
@@ -157,6 +177,11 @@ def _images(config: pytest.Config) -> list[str]:
 def _option(config: pytest.Config, name: str) -> Any:
     value = config.getoption(name)
     return value if value not in (None, []) else config.getini(name)
+
+
+def _flag(config: pytest.Config, name: str) -> bool:
+    value = config.getoption(name)
+    return bool(value if value is not None else config.getini(name))
 
 
 def _start_timeout(config: pytest.Config) -> float:
@@ -256,12 +281,16 @@ def pytest_ollama_register_targets(config: pytest.Config, registry: TargetRegist
         network=network,
         env=env,
         models_dir=models_dir,
+        models_read_only=_models_read_only(config, models_dir),
         start_timeout=start_timeout,
         keep=bool(config.getoption("ollama_keep")),
     )
-    provider = ContainerProvider(engine, compose, settings, owner, _workdir(config))
+    provider = ContainerProvider(engine, compose, settings, owner)
     state.provider = provider
     registry.add_provider("image", provider)
+    # SIGTERM/SIGHUP end the run like Ctrl-C; undone by the last clean-up (after the
+    # registry's, which config.add_cleanup runs first: see plugins/targets.py).
+    config.add_cleanup(stop_like_ctrl_c())
     for ref, image in zip(refs, images, strict=True):
         target = Target(
             id=ref.label or image.short_id,
@@ -332,14 +361,14 @@ def _daemon_words(text: str) -> str:
     return daemon_error(text) or (lines[-1].strip() if lines else "unknown error")
 
 
-def _workdir(config: pytest.Config) -> Path:
-    """Where compose files and logs go: pytest's temp dir (kept for the last few runs)."""
-    factory = getattr(config, "_tmp_path_factory", None)
-    if factory is not None:
-        return Path(factory.mktemp("ollama-containers"))
-    import tempfile
-
-    return Path(tempfile.mkdtemp(prefix="ollama-containers-"))
+@pytest.fixture(scope="session", autouse=True)
+def _ollama_containers_workdir(request: pytest.FixtureRequest) -> None:
+    """Compose files and logs go to pytest's temp dir (``<basetemp>/ollama-containers0``)."""
+    state = request.config.stash.get(_STATE, None)
+    provider = state.provider if state is not None else None
+    if provider is not None and provider.workdir is None:
+        factory = request.getfixturevalue("tmp_path_factory")
+        provider.workdir = Path(factory.mktemp("ollama-containers"))
 
 
 # header, GPU fallback warning, keep notes ------------------------------------------------------
@@ -357,8 +386,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         + (f" ({state.network_reason})" if state.network_reason else ""),
         f"ollama containers: GPUs {settings.gpus} ({state.gpus_reason}); start timeout "
         f"{settings.start_timeout:g}s"
-        + (f"; models dir {settings.models_dir} -> /models" if settings.models_dir else "")
-        + (f"; env {' '.join(f'{k}={v}' for k, v in settings.env.items())}" if settings.env else ""),
+        + (f"; models dir {settings.models_dir} -> /models ({_models_mode(settings)})"
+           if settings.models_dir else "")
+        + (f"; env {env_text(settings.env)}" if settings.env else ""),
     ]
     if state.reaped is not None:
         reaped = state.reaped
@@ -369,6 +399,22 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
             text += f"; {reaped.kept} kept by --ollama-keep left alone"
         lines.append(text)
     return lines
+
+
+def _models_read_only(config: pytest.Config, models_dir: Path | None) -> bool:
+    """Read-only unless asked, or unless the folder holds no models yet (``manifests/``): a
+    server must be able to initialise an empty folder, and there is nothing in it to protect."""
+    if models_dir is None or _flag(config, "ollama_models_rw"):
+        return False
+    return (models_dir / "manifests").is_dir()
+
+
+def _models_mode(settings: ContainerSettings) -> str:
+    if settings.models_read_only:
+        return "read-only, OLLAMA_NOPRUNE=1; --ollama-models-rw to pull or delete models"
+    if settings.models_dir is not None and not (settings.models_dir / "manifests").is_dir():
+        return "read-write: it holds no manifests/ yet"
+    return "read-write (--ollama-models-rw)"
 
 
 @pytest.hookimpl(wrapper=True)
@@ -427,19 +473,55 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 @pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: learn the workers' session id (their containers are labelled with it)."""
+    state = node.config.stash.get(_STATE, None)
+    if state is None or state.provider is None or state.worker_session is not None:
+        return
+    session = str((getattr(node, "workerinput", None) or {}).get("testrunuid", ""))[:8]
+    if session:
+        state.worker_session = session
+        # Once more at the very end, after xdist has shut the workers down.
+        node.config.add_cleanup(lambda: _reap_dead_workers(state, None))
+
+
+@pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
-    """xdist: collect the workers' kept containers for the controller's summary."""
+    """xdist controller: a crashed worker's containers go now; kept ones join the summary."""
     notes = (getattr(node, "workeroutput", None) or {}).get("ollama_kept") or []
-    if notes:
-        state = node.config.stash.setdefault(_STATE, _State())
-        state.kept_notes.extend(notes)
+    state = node.config.stash.setdefault(_STATE, _State())
+    state.kept_notes.extend(notes)
+    if error is not None:
+        worker = (getattr(node, "workerinput", None) or {}).get("workerid")
+        _reap_dead_workers(state, str(worker) if worker else None)
+
+
+def _reap_dead_workers(state: _State, worker: str | None) -> None:
+    """Remove the containers of dead workers of this run (never raises: it reports)."""
+    if state.provider is None or state.worker_session is None:
+        return
+    who = f"worker {worker}" if worker else "workers"
+    try:
+        result = reap_workers(state.provider.engine, state.worker_session, worker)
+    except DockerError as exc:
+        state.worker_notes.append(f"removing the containers of dead {who} failed: {exc}")
+        return
+    if result.count:
+        state.worker_notes.append(
+            f"removed {result.count} container(s) of dead {who}: {', '.join(result.containers)}"
+        )
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     state = config.stash.get(_STATE, None)
-    if state is None or not state.kept_notes:
+    if state is None:
         return
-    terminalreporter.section("ollama containers kept (--ollama-keep)")
-    for note in state.kept_notes:
-        terminalreporter.write_line(note)
+    if state.worker_notes:
+        terminalreporter.section("ollama containers of crashed xdist workers")
+        for note in state.worker_notes:
+            terminalreporter.write_line(note)
+    if state.kept_notes:
+        terminalreporter.section("ollama containers kept (--ollama-keep)")
+        for note in state.kept_notes:
+            terminalreporter.write_line(note)
 

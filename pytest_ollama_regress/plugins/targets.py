@@ -37,6 +37,7 @@ from pytest_ollama_regress.versions import parse_version
 GROUP = "ollama"
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_REQUEST_TIMEOUT = 600.0
 
 MARKERS = (
     "ollama_env(**env): run the test against a server started with this environment "
@@ -67,6 +68,7 @@ class Settings:
     timeout: float
     connect_timeout: float
     strict: bool
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
 
 
 @dataclass
@@ -124,14 +126,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="ollama_timeout",
         type=float,
         metavar="SECONDS",
-        help=f"stall timeout between streamed chunks (default {DEFAULT_TIMEOUT:g})",
+        help=f"stall timeout: the longest wait for the next streamed chunk, and the whole of a "
+        f"non-streaming request (default {DEFAULT_TIMEOUT:g})",
+    )
+    group.addoption(
+        "--ollama-request-timeout",
+        dest="ollama_request_timeout",
+        type=float,
+        metavar="SECONDS",
+        help=f"the whole of one streamed request, however steadily it sends (default "
+        f"{DEFAULT_REQUEST_TIMEOUT:g})",
     )
     group.addoption(
         "--ollama-connect-timeout",
         dest="ollama_connect_timeout",
         type=float,
         metavar="SECONDS",
-        help=f"connect timeout (default {DEFAULT_CONNECT_TIMEOUT:g})",
+        help=f"connect timeout, and the whole of the /api/version probe (default "
+        f"{DEFAULT_CONNECT_TIMEOUT:g})",
     )
     group.addoption(
         "--ollama-strict",
@@ -146,6 +158,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("ollama_model", "model(s) to test (see --ollama-model)", default="")
     parser.addini("ollama_vision_model", "vision model to test", default="")
     parser.addini("ollama_timeout", "stall timeout in seconds", default=str(DEFAULT_TIMEOUT))
+    parser.addini(
+        "ollama_request_timeout", "seconds for a whole streamed request",
+        default=str(DEFAULT_REQUEST_TIMEOUT),
+    )
     parser.addini(
         "ollama_connect_timeout", "connect timeout in seconds", default=str(DEFAULT_CONNECT_TIMEOUT)
     )
@@ -201,6 +217,7 @@ def read_settings(config: pytest.Config) -> Settings:
         vision_model=text_option(config, "ollama_vision_model"),
         timeout=_seconds(config, "ollama_timeout"),
         connect_timeout=_seconds(config, "ollama_connect_timeout"),
+        request_timeout=_seconds(config, "ollama_request_timeout"),
         strict=bool(strict if strict is not None else config.getini("ollama_strict")),
     )
 
@@ -233,6 +250,10 @@ def pytest_configure(config: pytest.Config) -> None:
     except BaseException:
         close_targets(config)
         raise
+    # Closed by the first pytest_unconfigure (below) and, should that never run, by a config
+    # cleanup: pytest runs those whatever the unconfigure hooks did (pluggy stops at the first
+    # one that raises). Closing twice does nothing.
+    config.add_cleanup(lambda: close_targets(config))
 
 
 def _build_registry(config: pytest.Config, registry: TargetRegistry, settings: Settings) -> None:
@@ -290,7 +311,9 @@ def close_targets(config: pytest.Config) -> None:
             print(f"pytest-ollama-regress: closing targets failed: {exc}", file=sys.stderr)
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
+    """Servers and containers go first, before other plugins' unconfigure hooks can fail."""
     close_targets(config)
 
 
@@ -398,6 +421,7 @@ def client_for(config: pytest.Config, url: str) -> Any:
             url,
             connect_timeout=state.settings.connect_timeout,
             stall_timeout=state.settings.timeout,
+            request_timeout=state.settings.request_timeout,
         )
     return client
 
