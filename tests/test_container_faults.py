@@ -192,5 +192,5 @@ def test_a_crashed_xdist_workers_containers_are_removed_by_the_controller(pytest
         "removed 1 container(s) of dead worker gw?: olr-*-gw?-*-ollama",
     ])
     pids = (pytester.path / "pids.txt").read_text().split()
-    assert len(pids) >= 2
+    assert pids  # the plugin's scheduler keeps the image's tests on one worker: one pid or two
     assert all(ours(pid) == [] for pid in pids)

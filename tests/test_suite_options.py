@@ -92,7 +92,7 @@ def test_missing_vision_model_skips_with_reason(pytester: pytest.Pytester,
         *SUITE, f"--ollama-url={no_vision_server}", "-m", "vision", "-rs")
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed") == 1  # images to a model without vision
-    assert outcomes.get("skipped") == 14 and "failed" not in outcomes
+    assert outcomes.get("skipped") == 16 and "failed" not in outcomes
     result.stdout.fnmatch_lines(["*has no vision model; pull one (e.g. llava)*"])
 
 
@@ -101,7 +101,7 @@ def test_missing_vision_model_fails_when_strict(pytester: pytest.Pytester,
     result = pytester.runpytest_subprocess(
         *SUITE, f"--ollama-url={no_vision_server}", "-m", "vision", "--ollama-strict")
     outcomes = result.parseoutcomes()
-    assert outcomes.get("errors") == 14 and outcomes.get("passed") == 1
+    assert outcomes.get("errors") == 16 and outcomes.get("passed") == 1
     result.stdout.fnmatch_lines(["*has no vision model*"])
 
 
