@@ -1,7 +1,7 @@
 """``--ollama-image`` against a real engine and the locally built simulator images.
 
 Every inner run is a pytest subprocess whose test writes its pid to ``pid.txt``; the containers
-it owns are found with ``docker ps -a --filter label=io.ollama-regress.pid=<pid>``.
+it owns are found by its pid and the pid's start time (see ``containers_support``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import subprocess
 import time
 
 import pytest
-from containers_support import RECORD, inner_pid, ours, records, run
+from containers_support import RECORD, inner_pid, inner_pids, ours, records, run
 
 from pytest_ollama_regress.compose import LABEL_KEEP
 
@@ -317,7 +317,7 @@ def test_second(ollama):
     assert len({rec["url"] for rec in recs.values()}) == 2
     logs = list(basetemp.rglob("ollama-containers[0-9]*/*/ollama.log"))
     assert len(logs) == 2  # one container per image: each worker started only its own
-    pids = (pytester.path / "pids.txt").read_text().split()
+    pids = inner_pids(pytester)
     assert len(pids) == 2
     assert all(ours(pid) == [] for pid in pids)
 
