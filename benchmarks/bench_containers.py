@@ -52,29 +52,24 @@ class Prober(threading.Thread):
         self.limit = limit
         self.stop = threading.Event()
 
-    def _port(self, deadline: float) -> int | None:
-        while not self.stop.is_set() and time.perf_counter() < deadline:
-            try:
-                line = find_listening(self.log_path.read_text(errors="replace"))
-            except OSError:
-                line = None
-            if line is not None:
-                return line.port
-            time.sleep(0.001)
-        return None
-
     def run(self) -> None:
         deadline = time.perf_counter() + self.limit
-        port = self._port(deadline)
-        url = f"http://127.0.0.1:{port}/api/version"
+        port: int | None = None
         with httpx.Client(timeout=0.5, trust_env=False) as http:
-            while port and not self.stop.is_set() and time.perf_counter() < deadline:
-                try:
-                    if http.get(url).status_code == 200:
-                        self.first_ok = time.perf_counter()
-                        return
-                except httpx.HTTPError:
-                    pass
+            while not self.stop.is_set() and time.perf_counter() < deadline:
+                if port is None:
+                    try:
+                        line = find_listening(self.log_path.read_text(errors="replace"))
+                    except OSError:
+                        line = None
+                    port = line.port if line is not None else None
+                if port is not None:
+                    try:
+                        if http.get(f"http://127.0.0.1:{port}/api/version").status_code == 200:
+                            self.first_ok = time.perf_counter()
+                            return
+                    except httpx.HTTPError:
+                        pass
                 time.sleep(0.001)
 
 
@@ -88,8 +83,8 @@ def plugin_cycle(engine, compose, target, workdir: Path, n: int) -> dict[str, fl
     prober.start()
     provider.endpoint(target, {})
     seen = time.perf_counter()
+    prober.join(timeout=10)  # it may see the server a moment after the plugin did
     prober.stop.set()
-    prober.join(timeout=5)
     provider.close()
     ended = time.perf_counter()
     assert prober.first_ok is not None, "the prober never saw the server"

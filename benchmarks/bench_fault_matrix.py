@@ -10,7 +10,8 @@ SIGHUP) go to the run's process group, the others to its process.
 
 After each run ends, helpers get up to ``--settle`` seconds to exit; then the script counts
 
-* **containers left**: containers labelled with the pid of the run or of any of its workers;
+* **containers left**: containers labelled with the pid (and the pid's start time: pids recycle,
+  and other runs may share the engine) of the run or of any of its workers;
 * **helpers left**: processes still working for the run: its watchdogs, ``docker logs -f`` of
   its containers, ``docker compose -p <its project>``.
 
@@ -43,6 +44,7 @@ from pathlib import Path
 
 IMAGE = "ollama-regress-sim:good"
 LABEL_PID = "io.ollama-regress.pid"
+LABEL_PID_START = "io.ollama-regress.pid-start"
 WATCHDOG = "pytest_ollama_regress.watchdog"
 RUN_LIMIT = 180.0
 
@@ -53,8 +55,9 @@ import pytest
 
 @pytest.fixture(scope="session", autouse=True)
 def _pid(pytestconfig):
+    start = open("/proc/self/stat").read().rpartition(")")[2].split()[19]
     with open(pytestconfig.rootpath / "pids.txt", "a") as fh:
-        print(os.getpid(), file=fh)
+        print(os.getpid(), start, file=fh)
 """
 SLEEPER = RECORD + """
 
@@ -211,30 +214,41 @@ CASES = [
 # counting ----------------------------------------------------------------------------------
 
 
-def _pids(folder: Path, proc: subprocess.Popen) -> list[str]:
-    pids = {str(proc.pid)}
+def _start(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _pids(folder: Path, proc: subprocess.Popen, start: str) -> dict[str, str]:
+    """pid -> start time of the run and of every worker that set up a test."""
+    pids = {str(proc.pid): start}
     if (folder / "pids.txt").exists():
-        pids.update((folder / "pids.txt").read_text().split())
-    return sorted(pids)
+        for line in (folder / "pids.txt").read_text().splitlines():
+            pid, _, pid_start = line.partition(" ")
+            pids[pid] = pid_start.strip()
+    return pids
 
 
-def containers_of(pids: list[str]) -> list[str]:
+def containers_of(pids: dict[str, str]) -> list[str]:
     ids: list[str] = []
-    for pid in pids:
-        out = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={LABEL_PID}={pid}"],
-                             capture_output=True, text=True, timeout=60)
-        ids += out.stdout.split()
+    for pid, start in pids.items():
+        args = ["docker", "ps", "-aq", "--filter", f"label={LABEL_PID}={pid}"]
+        if start:
+            args += ["--filter", f"label={LABEL_PID_START}={start}"]
+        ids += subprocess.run(args, capture_output=True, text=True, timeout=60).stdout.split()
     return ids
 
 
-def helpers_of(pids: list[str], folder: Path) -> list[int]:
+def helpers_of(pids: dict[str, str], folder: Path) -> list[int]:
     projects = [p.parent.name for p in folder.glob("bt/**/olr-*/compose.yaml")]
-    marks = [f"{WATCHDOG} --pid {pid} " for pid in pids]
+    marks = [f"{WATCHDOG} --pid {pid} --pid-start {start} " for pid, start in pids.items()]
     marks += [f"-p {p} " for p in projects] + [f"{p}-ollama " for p in projects]
     return [proc for proc, cmd in _cmdlines().items() if any(m in cmd for m in marks)]
 
 
-def settle(pids: list[str], folder: Path, limit: float) -> tuple[list[str], list[int]]:
+def settle(pids: dict[str, str], folder: Path, limit: float) -> tuple[list[str], list[int]]:
     deadline = time.monotonic() + limit
     while helpers_of(pids, folder) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -274,6 +288,7 @@ def one_run(case: Case, image: str, settle_s: float) -> Run:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, preexec_fn=_like_a_terminal,
         )
+        start = _start(proc.pid)
         note = case.act(proc, folder)
         try:
             code = proc.wait(timeout=RUN_LIMIT)
@@ -281,7 +296,7 @@ def one_run(case: Case, image: str, settle_s: float) -> Run:
             os.killpg(proc.pid, signal.SIGKILL)
             code, note = proc.wait(), (note + " hung").strip()
         seconds = time.monotonic() - started
-        pids = _pids(folder, proc)
+        pids = _pids(folder, proc, start)
         ids, helpers = settle(pids, folder, settle_s)
         run = Run(code, seconds, len(ids), len(helpers), note=note)
         if case.next_run:

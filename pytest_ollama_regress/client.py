@@ -89,18 +89,19 @@ class _StampingBackend(httpcore.NetworkBackend):
         self._backend.sleep(seconds)
 
 
-def _stamping_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
-    """httpx's own transport whose streams stamp reads and obey :mod:`deadlines`.
+def _stamping_transport(limits: httpx.Limits) -> tuple[httpx.HTTPTransport, bool]:
+    """httpx's own transport whose streams stamp reads and obey :mod:`deadlines`, and whether
+    that took.
 
     If a future httpx lays its pool out differently (see :func:`deadlines.install`), the
-    transport is unchanged: chunks are stamped when ``iter_lines`` yields them and deadlines are
-    checked between reads instead.
+    transport is unchanged (False): chunks are stamped when ``iter_lines`` yields them and
+    deadlines are checked between reads instead.
     """
     transport = httpx.HTTPTransport(limits=limits)
-    deadlines.install(
+    enforced = deadlines.install(
         transport, lambda backend: _StampingBackend(deadlines.DeadlineBackend(backend))
     )
-    return transport
+    return transport, enforced
 
 
 def _read_stamp(response: httpx.Response) -> _StampedStream | None:
@@ -254,6 +255,11 @@ class OllamaClient:
         self.connect_timeout = connect_timeout
         self.stall_timeout = stall_timeout
         self.request_timeout = request_timeout
+        transport, enforced = _stamping_transport(
+            httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        )
+        # Deadlines are enforced at the socket; only without that do reading loops check them.
+        self._check = (lambda: None) if enforced else deadlines.check
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(
@@ -262,11 +268,7 @@ class OllamaClient:
                 write=stall_timeout,
                 pool=connect_timeout,
             ),
-            transport=_stamping_transport(
-                httpx.Limits(
-                    max_connections=max_connections, max_keepalive_connections=max_connections
-                )
-            ),
+            transport=transport,
             headers={"Accept": "application/json", **(headers or {})},
         )
 
@@ -353,7 +355,7 @@ class OllamaClient:
     ) -> None:
         try:
             for line in response.iter_lines():
-                deadlines.check()
+                self._check()
                 if not line:
                     continue
                 lim.progress()
@@ -614,7 +616,7 @@ class OllamaClient:
         final: dict[str, Any] | None = None
 
         lim = deadlines.current()
-        check = deadlines.check
+        check = self._check
 
         def partial() -> Completion:
             return self._assemble(

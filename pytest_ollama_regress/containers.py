@@ -89,7 +89,7 @@ class ContainerSettings:
 def cpu_fallback_models(url: str, timeout: float = 5.0) -> list[str]:
     """Models that ``/api/ps`` shows loaded with ``size_vram`` 0 (running on the CPU)."""
     with deadlines.limits(total=timeout), httpx.Client(
-        transport=deadlines.transport(), timeout=timeout, trust_env=False
+        transport=deadlines.transport(verify=False), timeout=timeout, trust_env=False
     ) as http:
         models = http.get(url.rstrip("/") + "/api/ps").json().get("models") or []
     return [str(m.get("name") or m.get("model")) for m in models if not m.get("size_vram")]
@@ -109,7 +109,9 @@ def _probe_version(url: str) -> str | None:
     """``GET /api/version`` once, within :data:`PROBE_DEADLINE`; the version, or ``None``."""
     try:
         with deadlines.limits(total=PROBE_DEADLINE), httpx.Client(
-            transport=deadlines.transport(), timeout=PROBE_DEADLINE, trust_env=False
+            transport=deadlines.transport(verify=False),  # plain http: no certificates to load
+            timeout=PROBE_DEADLINE,
+            trust_env=False,
         ) as http:
             response = http.get(url + "/api/version")
         version = response.json().get("version") if response.status_code == 200 else None

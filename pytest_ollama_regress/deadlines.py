@@ -46,14 +46,14 @@ class Limits:
     def remaining(self) -> tuple[float | None, str | None]:
         """(seconds left, which deadline is nearest); ``(None, None)`` when unbounded."""
         now = time.monotonic()
-        left: list[tuple[float, str]] = []
+        seconds: float | None = None
+        which: str | None = None
         if self.total is not None:
-            left.append((self.started + self.total - now, "total"))
+            seconds, which = self.started + self.total - now, "total"
         if self.stall is not None:
-            left.append((self.mark + self.stall - now, "stall"))
-        if not left:
-            return None, None
-        seconds, which = min(left)
+            stall_left = self.mark + self.stall - now
+            if seconds is None or stall_left < seconds:
+                seconds, which = stall_left, "stall"
         return seconds, which
 
     def clamp(self, timeout: float | None) -> tuple[float | None, str | None]:

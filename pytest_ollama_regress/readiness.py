@@ -7,8 +7,9 @@ something if the answer came from that image's container. The proof, per network
   free port atomically, and Ollama logs ``Listening on 127.0.0.1:<port> (version <v>)`` right
   after its ``listen`` succeeded (the simulator logs the same line). Readiness reads the port
   from that line in the container's own log, asks that port, then checks the container is
-  still running: a socket that a running process has bound cannot be answered by anyone else,
-  so the answer was the container's. The version in the log line must match the answer.
+  still running (its log stream is still open): a socket that a running process has bound
+  cannot be answered by anyone else, so the answer was the container's. The version in the
+  log line must match the answer.
 * **bridge network**: Docker publishes the container port on a free 127.0.0.1 port and holds
   it (``docker compose port`` reads it back); the answer must come while the container runs.
 
@@ -63,7 +64,7 @@ class Watched(Protocol):
         """Everything the container has logged so far."""
 
     def follower_running(self) -> bool:
-        """False once ``docker logs -f`` ended (the container stopped)."""
+        """False once ``docker logs -f`` ended and the container is not running."""
 
     def state(self) -> dict[str, Any]:
         """``docker inspect`` ``.State`` (empty when the container is gone)."""
@@ -116,8 +117,10 @@ def wait_ready(
         if port is not None:
             url = f"http://127.0.0.1:{port}"
             version = probe(url)
-            # An answer counts only while the container still runs (its socket, nobody else's).
-            if version is not None and project.state().get("Running"):
+            # An answer counts only while the container still runs (its socket, nobody else's):
+            # its log stream is still open (as cheap as it is authoritative: both the stream
+            # and ``docker inspect`` are the daemon's view of the process).
+            if version is not None and project.follower_running():
                 if claimed is not None and version != claimed:
                     raise NotReady(
                         "foreign",

@@ -1,8 +1,10 @@
 """Helpers shared by the engine tests of ``--ollama-image`` (not a test module).
 
-Every inner run is a pytest subprocess whose test writes its pid to ``pid.txt``; the containers
-it owns are found with ``docker ps -a --filter label=io.ollama-regress.pid=<pid>`` and its
-helper processes (log followers, compose commands, its watchdog) by their command lines.
+Every inner run is a pytest subprocess whose test writes its pid and the pid's start time to
+``pid.txt``; the containers it owns are found with ``docker ps -a --filter
+label=io.ollama-regress.pid=<pid> --filter label=io.ollama-regress.pid-start=<start>`` (pids
+recycle fast, and other runs share the engine) and its helper processes (log followers, compose
+commands, its watchdog) by their command lines.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_ollama_regress.compose import LABEL_PID
+from pytest_ollama_regress.compose import LABEL_PID, LABEL_PID_START
+from pytest_ollama_regress.reaper import process_start
 
 WATCHDOG = "pytest_ollama_regress.watchdog"
 
@@ -27,9 +30,10 @@ import pytest
 
 @pytest.fixture(scope="session", autouse=True)
 def _pid(pytestconfig):
-    (pytestconfig.rootpath / "pid.txt").write_text(str(os.getpid()))
+    start = open("/proc/self/stat").read().rpartition(")")[2].split()[19]
+    (pytestconfig.rootpath / "pid.txt").write_text("%d %s" % (os.getpid(), start))
     with open(pytestconfig.rootpath / "pids.txt", "a") as fh:
-        print(os.getpid(), file=fh)
+        print(os.getpid(), start, file=fh)
 
 
 def _ours():
@@ -53,16 +57,42 @@ def test_record(ollama, ollama_target):
 """
 
 
+_STARTS: dict[str, str] = {}  # pid -> its start time, for the pid-start label
+
+
+def remember(pid: int | str, start: str | None = None) -> str:
+    """Note the start time of ``pid`` (read now when not given, so while it runs)."""
+    start = start or process_start(int(pid))
+    if start:
+        _STARTS[str(pid)] = start
+    return str(pid)
+
+
 def ours(pid: int | str, *, running_only: bool = False) -> list[str]:
+    """Containers of the run ``pid`` (of that process, not of a recycled pid)."""
     args = ["docker", "ps", "-q", "--filter", f"label={LABEL_PID}={pid}"]
+    if str(pid) in _STARTS:
+        args += ["--filter", f"label={LABEL_PID_START}={_STARTS[str(pid)]}"]
     if not running_only:
         args.insert(2, "-a")
     out = subprocess.run(args, capture_output=True, text=True, timeout=30, check=True)
     return out.stdout.split()
 
 
+def _recorded(line: str) -> str:
+    pid, _, start = line.strip().partition(" ")
+    return remember(pid, start or None)
+
+
 def inner_pid(pytester: pytest.Pytester) -> str:
-    return (pytester.path / "pid.txt").read_text().strip()
+    """The pid of the inner run (its start time remembered for :func:`ours`)."""
+    return _recorded((pytester.path / "pid.txt").read_text())
+
+
+def inner_pids(pytester: pytest.Pytester) -> list[str]:
+    """Every process of the inner run that set up a test (xdist workers)."""
+    return [_recorded(line) for line in (pytester.path / "pids.txt").read_text().splitlines()
+            if line.strip()]
 
 
 def records(basetemp: Path) -> dict[str, dict]:
@@ -93,11 +123,13 @@ def test_sleeps(ollama, ollama_target):
 def start_inner(pytester: pytest.Pytester, image: str, *args: str,
                 **popen) -> subprocess.Popen:
     """The inner run in the background (``popen``: e.g. ``start_new_session=True``)."""
-    return pytester.popen(
+    proc = pytester.popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--basetemp={pytester.path}/bt",
          f"--ollama-image={image}", *args, "test_inner.py"],
         stdin=subprocess.DEVNULL, **popen,
     )
+    remember(proc.pid)
+    return proc
 
 
 def start_sleeper(pytester: pytest.Pytester, image: str, *args: str,
@@ -111,7 +143,7 @@ def start_sleeper(pytester: pytest.Pytester, image: str, *args: str,
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the inner run never started its container"
         time.sleep(0.1)
-    pid = ready.read_text().strip()
+    pid = remember(ready.read_text().strip())
     assert len(ours(pid, running_only=True)) == 1
     return proc, pid
 
@@ -142,7 +174,7 @@ def container_names(pid: int | str) -> list[str]:
 
 def helpers(pid: int | str, names: list[str]) -> dict[int, str]:
     """Processes working for the run ``pid``: its watchdog, followers and compose commands."""
-    marks = [f"{WATCHDOG} --pid {pid} ", *names, *(f"-p {n.removesuffix('-ollama')}" for n in names)]
+    marks = [_dog(pid), *names, *(f"-p {n.removesuffix('-ollama')}" for n in names)]
     return {p: c for p, c in cmdlines().items()
             if p != os.getpid() and any(mark in c + " " for mark in marks)}
 
@@ -155,9 +187,15 @@ def settle(pid: int | str, names: list[str], limit: float = 30.0) -> tuple[list[
     return ours(pid), helpers(pid, names)
 
 
+def _dog(pid: int | str) -> str:
+    """How the watchdog of run ``pid`` shows in its command line."""
+    start = _STARTS.get(str(pid))
+    return f"{WATCHDOG} --pid {pid} " + (f"--pid-start {start} " if start else "")
+
+
 def watchdog_of(pid: int | str) -> int | None:
     for proc, cmd in cmdlines().items():
-        if f"{WATCHDOG} --pid {pid} " in cmd + " ":
+        if _dog(pid) in cmd + " ":
             return proc
     return None
 

@@ -19,6 +19,7 @@ from containers_support import (
     children,
     container_names,
     inner_pid,
+    inner_pids,
     ours,
     run,
     settle,
@@ -191,6 +192,6 @@ def test_a_crashed_xdist_workers_containers_are_removed_by_the_controller(pytest
         "*ollama containers of crashed xdist workers*",
         "removed 1 container(s) of dead worker gw?: olr-*-gw?-*-ollama",
     ])
-    pids = (pytester.path / "pids.txt").read_text().split()
+    pids = inner_pids(pytester)
     assert pids  # the plugin's scheduler keeps the image's tests on one worker: one pid or two
     assert all(ours(pid) == [] for pid in pids)

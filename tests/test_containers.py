@@ -1,7 +1,7 @@
 """``--ollama-image`` against a real engine and the locally built simulator images.
 
 Every inner run is a pytest subprocess whose test writes its pid to ``pid.txt``; the containers
-it owns are found with ``docker ps -a --filter label=io.ollama-regress.pid=<pid>``.
+it owns are found by its pid and the pid's start time (see ``containers_support``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 from collections import Counter
 
 import pytest
-from containers_support import RECORD, inner_pid, ours, records, run
+from containers_support import RECORD, inner_pid, inner_pids, ours, records, run
 
 from pytest_ollama_regress.compose import LABEL_KEEP, LABEL_PID
 
@@ -350,7 +350,7 @@ def test_second(ollama):
     recs = records(basetemp)
     assert set(recs) == {i["short_id"] for i in chosen}
     assert len({rec["url"] for rec in recs.values()}) == len(chosen)
-    pids = (pytester.path / "pids.txt").read_text().split()
+    pids = inner_pids(pytester)
     created = created_containers(since, time.time() + 1, pids)
     assert created == Counter({i["id"]: 1 for i in chosen}), created
     left = {pid: (pytester.path / f"left-{pid}.txt").read_text().split() for pid in pids}

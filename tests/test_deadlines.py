@@ -166,3 +166,14 @@ def test_the_nearest_deadline_clamps_a_read() -> None:
         with pytest.raises(httpx.ReadTimeout):
             deadlines.check()
         assert lim.expired == "total"
+
+
+@pytest.mark.parametrize("trickle", ["blank-lines"], indirect=True)
+def test_without_the_socket_backend_the_reading_loop_enforces_them(trickle: Trickle,
+                                                                  monkeypatch) -> None:
+    """If httpx's pool cannot take the backend, the deadlines still hold (checked per line)."""
+    monkeypatch.setattr(deadlines, "install", lambda transport, wrap: False)
+    with OllamaClient(trickle.url, stall_timeout=1, request_timeout=30) as client:
+        elapsed, exc = _timed(lambda: client.chat("m", [{"role": "user", "content": "hi"}]))
+    assert isinstance(exc, OllamaError) and "stalled: no chunk from" in exc.message, exc
+    assert elapsed < 1 + SLACK

@@ -35,7 +35,7 @@ class FakeProject:
         return self._next("log", self.logs or [""])
 
     def follower_running(self) -> bool:
-        return self._next("follower", self.follower)
+        return self._next("follower", self.follower) or self._next("state", self.running)
 
     def state(self) -> dict[str, Any]:
         running = self._next("state", self.running)
