@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -120,13 +121,21 @@ def test_sleeps(ollama, ollama_target):
 """
 
 
+def _like_a_terminal() -> None:
+    """In the child: a terminal job's signal dispositions. This suite may run under ``nohup``
+    or in the background, where an ignored SIGHUP/SIGINT would be inherited (and the plugin
+    rightly leaves an ignored SIGHUP alone)."""
+    for sig in (signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def start_inner(pytester: pytest.Pytester, image: str, *args: str,
                 **popen) -> subprocess.Popen:
     """The inner run in the background (``popen``: e.g. ``start_new_session=True``)."""
     proc = pytester.popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--basetemp={pytester.path}/bt",
          f"--ollama-image={image}", *args, "test_inner.py"],
-        stdin=subprocess.DEVNULL, **popen,
+        stdin=subprocess.DEVNULL, preexec_fn=_like_a_terminal, **popen,
     )
     remember(proc.pid)
     return proc
