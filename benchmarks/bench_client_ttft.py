@@ -36,9 +36,9 @@ from contextlib import contextmanager
 
 import httpx
 
-from pytest_ollama_regress.client import OllamaClient
+from pytest_ollama_regress.dialects.ollama_client import OllamaClient
+from pytest_ollama_regress.dialects.timing import StreamTiming, percentiles
 from pytest_ollama_regress.sim import Latency, SimServer
-from pytest_ollama_regress.timing import StreamTiming, percentiles
 
 MODEL = "llama3.2:3b"
 NUM_PARALLEL = "64"

@@ -31,12 +31,16 @@ from pathlib import Path
 
 import httpx
 
-from pytest_ollama_regress.compose import ComposeSpec, project_name
-from pytest_ollama_regress.containers import ContainerProvider, ContainerSettings
-from pytest_ollama_regress.docker_engine import DockerEngine, find_compose, parse_image_ref
-from pytest_ollama_regress.readiness import find_listening
-from pytest_ollama_regress.reaper import Owner
-from pytest_ollama_regress.targets import Target
+from pytest_ollama_regress.containers.compose_file import ComposeSpec, project_name
+from pytest_ollama_regress.containers.engine import (
+    DockerEngine,
+    find_compose,
+    parse_image_ref,
+)
+from pytest_ollama_regress.containers.provider import ContainerProvider, ContainerSettings
+from pytest_ollama_regress.containers.readiness import find_listening
+from pytest_ollama_regress.containers.reaper import Owner
+from pytest_ollama_regress.targets.registry import Target
 
 IMAGE = "ollama-regress-sim:good"
 

@@ -45,7 +45,7 @@ from pathlib import Path
 IMAGE = "ollama-regress-sim:good"
 LABEL_PID = "io.ollama-regress.pid"
 LABEL_PID_START = "io.ollama-regress.pid-start"
-WATCHDOG = "pytest_ollama_regress.watchdog"
+WATCHDOG = "pytest_ollama_regress.containers.watchdog"
 RUN_LIMIT = 180.0
 
 RECORD = """

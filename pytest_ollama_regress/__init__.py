@@ -11,8 +11,13 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pytest_ollama_regress.client import Completion, DebugRender, OllamaClient, OllamaError
-    from pytest_ollama_regress.timing import ServerMetrics, StreamTiming, percentiles
+    from pytest_ollama_regress.dialects.ollama_client import (
+        Completion,
+        DebugRender,
+        OllamaClient,
+        OllamaError,
+    )
+    from pytest_ollama_regress.dialects.timing import ServerMetrics, StreamTiming, percentiles
     from pytest_ollama_regress.versions import Version, parse_version
 
 _EXPORTS = {

@@ -6,7 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pytest_ollama_regress import catalogue_cli, inventory_cli
+from pytest_ollama_regress.catalogue import cli as catalogue_cli
+from pytest_ollama_regress.inventory import cli as inventory_cli
 from pytest_ollama_regress.sim import cli as sim_cli
 
 

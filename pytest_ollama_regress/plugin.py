@@ -6,11 +6,11 @@ Each capability registers its own options, markers, fixtures and hooks in a modu
 """
 
 pytest_plugins = [
-    "pytest_ollama_regress.plugins.cmdline",
-    "pytest_ollama_regress.plugins.targets",
-    "pytest_ollama_regress.plugins.containers",
-    "pytest_ollama_regress.plugins.catalogue",
-    "pytest_ollama_regress.plugins.suite",
-    "pytest_ollama_regress.plugins.inventory",
-    "pytest_ollama_regress.plugins.placement",
+    "pytest_ollama_regress.cmdline",
+    "pytest_ollama_regress.targets.plugin",
+    "pytest_ollama_regress.containers.plugin",
+    "pytest_ollama_regress.catalogue.plugin",
+    "pytest_ollama_regress.suite.plugin",
+    "pytest_ollama_regress.inventory.plugin",
+    "pytest_ollama_regress.placement.plugin",
 ]

@@ -19,7 +19,12 @@ from typing import Any
 
 import pytest
 
-from pytest_ollama_regress.docker_engine import DockerEngine, DockerError, EngineInfo, find_compose
+from pytest_ollama_regress.containers.engine import (
+    DockerEngine,
+    DockerError,
+    EngineInfo,
+    find_compose,
+)
 from pytest_ollama_regress.sim import Latency, SimServer
 
 ROOT = Path(__file__).resolve().parent.parent

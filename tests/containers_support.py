@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_ollama_regress.compose import LABEL_PID, LABEL_PID_START
-from pytest_ollama_regress.reaper import process_start
+from pytest_ollama_regress.containers.compose_file import LABEL_PID, LABEL_PID_START
+from pytest_ollama_regress.containers.reaper import process_start
 
-WATCHDOG = "pytest_ollama_regress.watchdog"
+WATCHDOG = "pytest_ollama_regress.containers.watchdog"
 
 RECORD = """
 import json, os, subprocess

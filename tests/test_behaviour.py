@@ -1,19 +1,19 @@
-"""Stated and probed releases (``pytest_ollama_regress.behaviour``) and their options."""
+"""Stated and probed releases (``pytest_ollama_regress.suite.behaviour``) and their options."""
 
 from __future__ import annotations
 
 import pytest
 
-from pytest_ollama_regress.behaviour import (
+from pytest_ollama_regress.dialects.ollama_client import OllamaClient
+from pytest_ollama_regress.sim import SimServer
+from pytest_ollama_regress.suite.behaviour import (
     ALL_TARGETS,
     behaviour_note,
     parse_behaves_as,
     probe,
     stated_release,
 )
-from pytest_ollama_regress.client import OllamaClient
-from pytest_ollama_regress.expectations import BEHAVES_AS_LABEL, Expectations
-from pytest_ollama_regress.sim import SimServer
+from pytest_ollama_regress.suite.expectations import BEHAVES_AS_LABEL, Expectations
 
 SUITE = ("--pyargs", "pytest_ollama_regress.suite", "-p", "no:cacheprovider", "-rs")
 

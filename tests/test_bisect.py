@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from pytest_ollama_regress.bisect import BisectState, search_order, simulate
-from pytest_ollama_regress.boundary import BAD, GOOD, UNKNOWN, find_boundary
-from pytest_ollama_regress.inventory import InventoryError, InventoryRow, MarkerStatus
+from pytest_ollama_regress.inventory.bisection import BisectState, search_order, simulate
+from pytest_ollama_regress.inventory.boundary import BAD, GOOD, UNKNOWN, find_boundary
+from pytest_ollama_regress.inventory.table import InventoryError, InventoryRow, MarkerStatus
 
 STATUS = {GOOD: "OK", BAD: "FAIL", UNKNOWN: "ERROR"}
 

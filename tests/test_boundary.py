@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from pytest_ollama_regress.boundary import (
+from pytest_ollama_regress.inventory.boundary import (
     BAD,
     DEFAULT_DIFF_PATHS,
     GOOD,
@@ -16,7 +16,7 @@ from pytest_ollama_regress.boundary import (
     order_rows,
     verdict,
 )
-from pytest_ollama_regress.inventory import InventoryError, InventoryRow, MarkerStatus
+from pytest_ollama_regress.inventory.table import InventoryError, InventoryRow, MarkerStatus
 
 
 def row(target: str, *statuses: str, day: int | None = None, rev: str = "", **named: str):

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_ollama_regress.catalogue import (
+from pytest_ollama_regress.catalogue.names import (
     QUANT_RE,
     SEED_QUANT_RE,
     ModelEntry,

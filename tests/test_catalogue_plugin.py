@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_ollama_regress import catalogue_cli
-from pytest_ollama_regress.catalogue import CatalogueWarning, discover
-from pytest_ollama_regress.client import OllamaClient
+from pytest_ollama_regress.catalogue import cli as catalogue_cli
+from pytest_ollama_regress.catalogue.names import CatalogueWarning, discover
+from pytest_ollama_regress.dialects.ollama_client import OllamaClient
 from pytest_ollama_regress.sim import SimServer
 
 MATRIX_TESTS = """

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image, ImageDraw
 
-from pytest_ollama_regress.client import Completion, OllamaClient, OllamaError
+from pytest_ollama_regress.dialects.ollama_client import Completion, OllamaClient, OllamaError
 from pytest_ollama_regress.sim import DEFAULT_VERSION, SimServer
 from pytest_ollama_regress.sim.latency import Latency
 

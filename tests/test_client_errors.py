@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pytest_ollama_regress.client import OllamaClient, OllamaError
+from pytest_ollama_regress.dialects.ollama_client import OllamaClient, OllamaError
 from pytest_ollama_regress.sim import SimServer
 from pytest_ollama_regress.sim.latency import Latency
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_ollama_regress.plugins.cmdline import PATH_OPTIONS, misplaced_value, option_kinds
+from pytest_ollama_regress.cmdline import PATH_OPTIONS, misplaced_value, option_kinds
 
 TEST = "def test_ok():\n    pass\n"
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from pytest_docker import Services
 
-from pytest_ollama_regress.compose_exec import ComposeExecutor, ComposeFailed
-from pytest_ollama_regress.docker_engine import ComposeCommand
+from pytest_ollama_regress.containers.compose_exec import ComposeExecutor, ComposeFailed
+from pytest_ollama_regress.containers.engine import ComposeCommand
 
 FAKE = """
 import json, signal, sys, time

@@ -177,7 +177,7 @@ def test_crash(ollama, ollama_target):
             cmd = open("/proc/%s/cmdline" % entry, "rb").read().replace(b"\\\\0", b" ").decode()
         except OSError:
             continue
-        if ("pytest_ollama_regress.watchdog --pid %d " % me) in cmd + " ":
+        if ("pytest_ollama_regress.containers.watchdog --pid %d " % me) in cmd + " ":
             os.kill(int(entry), signal.SIGKILL)
     os.kill(me, signal.SIGKILL)
 """

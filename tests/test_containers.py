@@ -15,7 +15,7 @@ from collections import Counter
 import pytest
 from containers_support import RECORD, inner_pid, inner_pids, ours, records, run
 
-from pytest_ollama_regress.compose import LABEL_KEEP, LABEL_PID
+from pytest_ollama_regress.containers.compose_file import LABEL_KEEP, LABEL_PID
 
 pytestmark = pytest.mark.docker
 
@@ -122,7 +122,7 @@ def test_exit_during_start_and_start_timeout(pytester, sim_images) -> None:
 PIN_PORT = """
 import os
 
-import pytest_ollama_regress.containers as containers
+import pytest_ollama_regress.containers.provider as containers
 
 # Two runs that drew the same port: the allocator the plugin had could be pinned to one; the
 # plugin now lets the kernel (or Docker) pick, so there is nothing left to pin.

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_ollama_regress.compose import (
+from pytest_ollama_regress.containers.compose_file import (
     LABEL_PID,
     LABEL_SESSION,
     ComposeSpec,
@@ -21,14 +21,14 @@ from pytest_ollama_regress.compose import (
     parse_gpus,
     project_name,
 )
-from pytest_ollama_regress.containers import cpu_fallback_models
-from pytest_ollama_regress.docker_engine import (
+from pytest_ollama_regress.containers.engine import (
     DockerEngine,
     DockerError,
     find_compose,
     parse_image_ref,
 )
-from pytest_ollama_regress.reaper import Owner, process_alive, process_start
+from pytest_ollama_regress.containers.provider import cpu_fallback_models
+from pytest_ollama_regress.containers.reaper import Owner, process_alive, process_start
 
 ID = "sha256:" + "4beecd86698d97d7ccd7ef3e343d2b568dc5821904f00785044080524deff715"[:64]
 
@@ -162,7 +162,7 @@ def test_models_read_write_on_request(tmp_path: Path) -> None:
      ("MONKEY", False), ("PWD", False)],
 )
 def test_secret_looking_keys(key: str, secret: bool) -> None:
-    from pytest_ollama_regress.redact import env_text, secret_key
+    from pytest_ollama_regress.containers.redact import env_text, secret_key
 
     assert secret_key(key) is secret
     assert env_text({key: "v4lue"}) == f"{key}={'***' if secret else 'v4lue'}"
@@ -188,7 +188,7 @@ def test_owner_labels_and_liveness() -> None:
 
 def test_cpu_fallback_is_read_from_api_ps() -> None:
     """A GPU run whose models show size_vram 0 is detected (the simulator reports VRAM)."""
-    from pytest_ollama_regress.client import OllamaClient
+    from pytest_ollama_regress.dialects.ollama_client import OllamaClient
     from pytest_ollama_regress.sim import SimServer
 
     with SimServer(profile="good", env={"OLLAMA_SIM_VRAM_GIB": "0"}, port=0) as cpu, SimServer(

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from pytest_ollama_regress import deadlines
-from pytest_ollama_regress.client import OllamaClient, OllamaError
-from pytest_ollama_regress.targets import TargetError, probe_version
+from pytest_ollama_regress.dialects import deadlines
+from pytest_ollama_regress.dialects.ollama_client import OllamaClient, OllamaError
+from pytest_ollama_regress.targets.registry import TargetError, probe_version
 
 SLACK = 1.5  # a loaded 2-core machine
 
@@ -137,7 +137,7 @@ def test_the_version_probe_is_bounded_by_its_timeout(trickle: Trickle) -> None:
 
 @pytest.mark.parametrize("trickle", ["bytes"], indirect=True)
 def test_the_readiness_probe_is_bounded(trickle: Trickle) -> None:
-    from pytest_ollama_regress.containers import PROBE_DEADLINE, _probe_version
+    from pytest_ollama_regress.containers.provider import PROBE_DEADLINE, _probe_version
 
     elapsed, exc = _timed(lambda: _probe_version(trickle.url))
     assert exc is None and elapsed < PROBE_DEADLINE + SLACK

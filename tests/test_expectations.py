@@ -1,10 +1,10 @@
-"""Version rules (``pytest_ollama_regress.expectations``)."""
+"""Version rules (``pytest_ollama_regress.suite.expectations``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from pytest_ollama_regress.expectations import (
+from pytest_ollama_regress.suite.expectations import (
     BEHAVES_AS_LABEL,
     RULES,
     Expectations,

@@ -1,4 +1,4 @@
-"""Generated pictures (``pytest_ollama_regress.images``) and what a pixel counter sees."""
+"""Generated pictures (``pytest_ollama_regress.suite.pictures``) and what a pixel counter sees."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import io
 import pytest
 from PIL import Image
 
-from pytest_ollama_regress.images import PALETTE, make_picture, picture_set
 from pytest_ollama_regress.sim.vision import analyse
+from pytest_ollama_regress.suite.pictures import PALETTE, make_picture, picture_set
 
 
 @pytest.mark.parametrize("colour", sorted(PALETTE))

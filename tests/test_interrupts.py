@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from pytest_ollama_regress.interrupts import shielded, stop_like_ctrl_c
+from pytest_ollama_regress.containers.interrupts import shielded, stop_like_ctrl_c
 
 
 @pytest.fixture(autouse=True)

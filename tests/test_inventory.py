@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from pytest_ollama_regress.boundary import find_boundary
-from pytest_ollama_regress.docker_engine import ImageInfo
-from pytest_ollama_regress.inventory import (
+from pytest_ollama_regress.containers.engine import ImageInfo
+from pytest_ollama_regress.inventory.boundary import find_boundary
+from pytest_ollama_regress.inventory.table import (
     ERROR,
     FAIL,
     OK,
@@ -24,7 +24,7 @@ from pytest_ollama_regress.inventory import (
     row_from_target,
     short_id,
 )
-from pytest_ollama_regress.targets import Target
+from pytest_ollama_regress.targets.registry import Target
 
 # Section 3.3 of the seed, verbatim: the hand-filled table users keep today.
 SEED_TABLE = """\

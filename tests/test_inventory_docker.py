@@ -15,15 +15,15 @@ import time
 
 import pytest
 
-from pytest_ollama_regress.boundary import DEFAULT_DIFF_PATHS
-from pytest_ollama_regress.compose import LABEL_PID
+from pytest_ollama_regress.containers.compose_file import LABEL_PID
+from pytest_ollama_regress.inventory.boundary import DEFAULT_DIFF_PATHS
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_step_summary")]
 
 CHECKS = """
 import os
 import pytest
-from pytest_ollama_regress.images import make_picture
+from pytest_ollama_regress.suite.pictures import make_picture
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -7,13 +7,13 @@ import json
 
 import pytest
 
-from pytest_ollama_regress.plugins.inventory import case_of
+from pytest_ollama_regress.inventory.plugin import case_of
 
 pytestmark = pytest.mark.usefixtures("no_step_summary")
 
 CHECKS = """
 import pytest
-from pytest_ollama_regress.images import make_picture
+from pytest_ollama_regress.suite.pictures import make_picture
 
 
 @pytest.mark.vision

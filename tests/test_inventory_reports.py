@@ -7,15 +7,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from pytest_ollama_regress.boundary import find_boundary
-from pytest_ollama_regress.inventory import (
-    InventoryError,
-    InventoryRow,
-    MarkerStatus,
-    format_created,
-    load_inventory,
-)
-from pytest_ollama_regress.reports import (
+from pytest_ollama_regress.inventory.boundary import find_boundary
+from pytest_ollama_regress.inventory.reports import (
     append_step_summary,
     output_format,
     terminal_lines,
@@ -25,6 +18,13 @@ from pytest_ollama_regress.reports import (
     ttft_series,
     ttft_stats,
     write_inventory,
+)
+from pytest_ollama_regress.inventory.table import (
+    InventoryError,
+    InventoryRow,
+    MarkerStatus,
+    format_created,
+    load_inventory,
 )
 
 MARKERS = ["vision", "ttft"]

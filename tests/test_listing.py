@@ -13,8 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_ollama_regress.catalogue import variant_name
-from pytest_ollama_regress.listing import (
+from pytest_ollama_regress.catalogue.listing import (
     SEED_LINE_RE,
     ListingError,
     docker_list_command,
@@ -27,6 +26,7 @@ from pytest_ollama_regress.listing import (
     read_listing_file,
     read_listing_stream,
 )
+from pytest_ollama_regress.catalogue.names import variant_name
 
 CORPUS = Path(__file__).resolve().parent.parent / "fixtures" / "ollama-list"
 GB = 1000**3

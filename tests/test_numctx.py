@@ -1,4 +1,4 @@
-"""Unit and property tests of the num_ctx policies (``pytest_ollama_regress.numctx``)."""
+"""Unit and property tests of the num_ctx policies (``pytest_ollama_regress.suite.context_policy``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_ollama_regress.expectations import ReleaseRules
-from pytest_ollama_regress.numctx import (
+from pytest_ollama_regress.suite.context_policy import (
     DYNAMIC,
     STOCK,
     ContextRequest,
@@ -22,6 +21,7 @@ from pytest_ollama_regress.numctx import (
     stock_defaults,
     vram_tier,
 )
+from pytest_ollama_regress.suite.expectations import ReleaseRules
 
 LLAMA = ModelLimits("llama3.2:3b", context_length=131072)
 LLAVA = ModelLimits("llava:7b", context_length=32768, vision=True)

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_ollama_regress.placement import TargetScheduling, group_scope, target_scope
-from pytest_ollama_regress.plugins.placement import worker_count
+from pytest_ollama_regress.placement.plugin import worker_count
+from pytest_ollama_regress.placement.scheduling import TargetScheduling, group_scope, target_scope
 
 
 class FakeWorker:

@@ -69,7 +69,7 @@ def test_header_of_sims_with_several_versions(pytester: pytest.Pytester) -> None
 def test_header_of_a_provider_target_not_started_yet(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(
         """
-        from pytest_ollama_regress.targets import Target
+        from pytest_ollama_regress.targets.registry import Target
 
         class LazyProvider:
             def endpoint(self, target, env):

@@ -66,7 +66,7 @@ def test_markers_are_registered_with_descriptions(pytester: pytest.Pytester) -> 
 
 
 SETTINGS_TEST = """
-from pytest_ollama_regress.plugins.targets import settings_of
+from pytest_ollama_regress.targets.plugin import settings_of
 
 def test_settings(request, ollama, ollama_target):
     s = settings_of(request.config)

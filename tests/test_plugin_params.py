@@ -48,8 +48,8 @@ def test_two_sims_give_one_test_per_target_grouped_by_target(pytester: pytest.Py
 def test_target_info_and_client_of_each_target(pytester: pytest.Pytester, sim_url: str) -> None:
     pytester.makepyfile(
         """
-        from pytest_ollama_regress.client import OllamaClient
-        from pytest_ollama_regress.targets import TargetInfo
+        from pytest_ollama_regress.dialects.ollama_client import OllamaClient
+        from pytest_ollama_regress.targets.registry import TargetInfo
 
         def test_info(ollama, ollama_target):
             assert isinstance(ollama_target, TargetInfo)
@@ -77,7 +77,7 @@ def test_target_info_and_client_of_each_target(pytester: pytest.Pytester, sim_ur
 
 ENV_TESTS = """
 import pytest
-from pytest_ollama_regress.targets import registry_of
+from pytest_ollama_regress.targets.registry import registry_of
 
 def _ctx(ollama):
     ollama.generate("llama3.2:3b", "hi", options={"num_ctx": 8192, "num_predict": 1},

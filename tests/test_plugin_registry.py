@@ -1,4 +1,4 @@
-"""Unit tests of ``pytest_ollama_regress.targets``: URL and sim targets, registry, logs."""
+"""Unit tests of ``pytest_ollama_regress.targets.registry``: URL and sim targets, registry, logs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pytest_ollama_regress.sim import DEFAULT_VERSION, PROFILES
-from pytest_ollama_regress.targets import (
+from pytest_ollama_regress.targets.registry import (
     Endpoint,
     SimProvider,
     Target,

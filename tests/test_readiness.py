@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pytest_ollama_regress.readiness import NotReady, find_listening, wait_ready
+from pytest_ollama_regress.containers.readiness import NotReady, find_listening, wait_ready
 
 OLLAMA_LINE = (
     'time=2025-08-14T09:12:01.513Z level=INFO source=routes.go:1331 msg="Listening on '

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_ollama_regress.listing import ListedModel, parse_listing, read_listing_file
-from pytest_ollama_regress.registry import (
+from pytest_ollama_regress.catalogue.listing import ListedModel, parse_listing, read_listing_file
+from pytest_ollama_regress.catalogue.model_registry import (
     Registry,
     RegistryError,
     apply_changes,
@@ -325,7 +325,7 @@ def test_a_held_lock_times_out_with_a_one_line_error(tmp_path: Path) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys, time
-            from pytest_ollama_regress.registry import locked
+            from pytest_ollama_regress.catalogue.model_registry import locked
             with locked({str(path)!r}):
                 print("held", flush=True)
                 time.sleep(10)

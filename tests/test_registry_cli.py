@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_ollama_regress import catalogue_cli
+from pytest_ollama_regress.catalogue import cli as catalogue_cli
 
 CORPUS = Path(__file__).resolve().parent.parent / "fixtures" / "ollama-list"
 

@@ -14,7 +14,7 @@ from collections import defaultdict
 
 import pytest
 
-from pytest_ollama_regress.catalogue import variant_name
+from pytest_ollama_regress.catalogue.names import variant_name
 
 RUN = ("--pyargs", "pytest_ollama_regress.suite", "-p", "no:cacheprovider",
        "--ollama-sim=good", "--ollama-ttft-rounds=2", "--ollama-ttft-warmup=0")

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from pytest_ollama_regress.client import OllamaClient
-from pytest_ollama_regress.plugins.suite import parse_max_regression
+from pytest_ollama_regress.dialects.ollama_client import OllamaClient
 from pytest_ollama_regress.sim import SimServer
+from pytest_ollama_regress.suite.plugin import parse_max_regression
 
 SUITE = ("--pyargs", "pytest_ollama_regress.suite", "-p", "no:cacheprovider")
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-import pytest_ollama_regress.snapshots as snapshots
-from pytest_ollama_regress.snapshots import (
+import pytest_ollama_regress.suite.snapshots as snapshots
+from pytest_ollama_regress.suite.snapshots import (
     extension_for,
     normalise_render,
     render_record,
@@ -84,7 +84,7 @@ def test_unified_diff() -> None:
 
 
 USER_CHECK = '''
-from pytest_ollama_regress.images import Picture
+from pytest_ollama_regress.suite.pictures import Picture
 
 
 def test_my_render(ollama, ollama_vision_model, ollama_expect, ollama_picture, render_snapshot):

@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from pytest_ollama_regress.timing import ServerMetrics, StreamTiming, percentiles
+from pytest_ollama_regress.dialects.timing import ServerMetrics, StreamTiming, percentiles
 
 
 def test_percentiles_linear_interpolation() -> None:

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from pytest_ollama_regress.reaper import process_alive, process_start
+from pytest_ollama_regress.containers.reaper import process_alive, process_start
 
 
 def _spawn(tmp_path: Path, owner: subprocess.Popen, monkeypatch) -> subprocess.Popen:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nobody.sock")
     return subprocess.Popen(
-        [sys.executable, "-m", "pytest_ollama_regress.watchdog", "--pid", str(owner.pid),
+        [sys.executable, "-m", "pytest_ollama_regress.containers.watchdog", "--pid", str(owner.pid),
          "--pid-start", process_start(owner.pid), "--host", "h", "--session", "s"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -14,7 +14,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from pytest_ollama_regress.plugins.cmdline import PATH_OPTIONS
+from pytest_ollama_regress.cmdline import PATH_OPTIONS
 
 if sys.version_info >= (3, 11):
     import tomllib

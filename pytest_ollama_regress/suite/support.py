@@ -8,11 +8,11 @@ from typing import Any, NoReturn
 
 import pytest
 
-from pytest_ollama_regress.catalogue import find_model, parse_model_selector
-from pytest_ollama_regress.expectations import Expectations, Rule, Verdict
-from pytest_ollama_regress.model_facts import ModelFacts
-from pytest_ollama_regress.numctx import ModelLimits
-from pytest_ollama_regress.plugins.targets import settings_of
+from pytest_ollama_regress.catalogue.names import find_model, parse_model_selector
+from pytest_ollama_regress.suite.context_policy import ModelLimits
+from pytest_ollama_regress.suite.expectations import Expectations, Rule, Verdict
+from pytest_ollama_regress.suite.model_facts import ModelFacts
+from pytest_ollama_regress.targets.plugin import settings_of
 
 ANSWER_OPTIONS: dict[str, Any] = {"temperature": 0, "seed": 42, "num_predict": 96}
 """Sampling for answers that are checked: deterministic and short."""

@@ -1,7 +1,7 @@
 """debug_render: the prompts an image renders for a fixed set of conversations.
 
 Each render is snapshotted per image (label or short ID plus server version, see
-``pytest_ollama_regress.snapshots``): the first run against an image records it, later runs
+``pytest_ollama_regress.suite.snapshots``): the first run against an image records it, later runs
 compare with it. With ``--ollama-baseline REF`` every other target's render is also compared
 with the baseline's in the same run and a difference is shown as a unified diff (healthy tag
 forms — attached, blank line, renderer space, media markers — made one first). The response
@@ -17,9 +17,9 @@ from typing import Any, Literal
 
 import pytest
 
-from pytest_ollama_regress.expectations import Expectations, canonical_render, rule
-from pytest_ollama_regress.images import picture_set
-from pytest_ollama_regress.snapshots import normalise_render, unified_diff
+from pytest_ollama_regress.suite.expectations import Expectations, canonical_render, rule
+from pytest_ollama_regress.suite.pictures import picture_set
+from pytest_ollama_regress.suite.snapshots import normalise_render, unified_diff
 from pytest_ollama_regress.suite.support import check, fail, needs_debug_render
 
 pytestmark = pytest.mark.debug_render

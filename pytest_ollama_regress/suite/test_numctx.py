@@ -1,7 +1,7 @@
 """numctx: the context a request gets, whether it reloads the model, and truncation.
 
 ``/api/ps`` ``context_length`` must equal what the selected policy (``--ollama-numctx-policy``,
-see ``pytest_ollama_regress.numctx``) predicts for several requests, with the default
+see ``pytest_ollama_regress.suite.context_policy``) predicts for several requests, with the default
 environment and with ``OLLAMA_NUM_PARALLEL=4`` (it is per slot, never scaled), on
 ``ollama_model`` and, for the vision floor, on ``ollama_vision_model``. Reloads are read from
 ``load_duration``: an identical request or a sampling-only change must not reload, a
@@ -26,15 +26,15 @@ from typing import Any
 
 import pytest
 
-from pytest_ollama_regress.client import OllamaError
-from pytest_ollama_regress.expectations import Expectations, is_context_limit_error, rule
-from pytest_ollama_regress.numctx import (
+from pytest_ollama_regress.dialects.ollama_client import OllamaError
+from pytest_ollama_regress.suite.context_policy import (
     DYNAMIC,
     ContextRequest,
     ModelLimits,
     Policy,
     message_length,
 )
+from pytest_ollama_regress.suite.expectations import Expectations, is_context_limit_error, rule
 from pytest_ollama_regress.suite.support import (
     check,
     fail,

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from pytest_ollama_regress.client import OllamaError
-from pytest_ollama_regress.expectations import (
+from pytest_ollama_regress.dialects.ollama_client import OllamaError
+from pytest_ollama_regress.suite.expectations import (
     Expectations,
     ReleaseRules,
     explain_image_count,
@@ -30,8 +30,8 @@ from pytest_ollama_regress.expectations import (
     image_tags,
     rule,
 )
-from pytest_ollama_regress.images import Picture, make_picture, picture_set
-from pytest_ollama_regress.model_facts import IMAGE_ERROR_TEXT, ModelFacts
+from pytest_ollama_regress.suite.model_facts import IMAGE_ERROR_TEXT, ModelFacts
+from pytest_ollama_regress.suite.pictures import Picture, make_picture, picture_set
 from pytest_ollama_regress.suite.support import (
     ANSWER_OPTIONS,
     check,

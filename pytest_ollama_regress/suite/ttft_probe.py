@@ -29,9 +29,9 @@ from typing import Any
 
 import pytest
 
-from pytest_ollama_regress.expectations import TTFT_OVERHEAD_SLACK_NS, rule
-from pytest_ollama_regress.model_facts import ModelFacts
-from pytest_ollama_regress.timing import percentiles
+from pytest_ollama_regress.dialects.timing import percentiles
+from pytest_ollama_regress.suite.expectations import TTFT_OVERHEAD_SLACK_NS, rule
+from pytest_ollama_regress.suite.model_facts import ModelFacts
 
 PROBE_OPTIONS: dict[str, Any] = {"temperature": 0, "seed": 7, "num_predict": 8}
 KEEP_ALIVE = "10m"

@@ -1,0 +1,527 @@
+"""pytest hooks for containers: ``--ollama-image`` and friends, header lines, the image provider.
+
+Everything a user can get wrong is checked in ``pytest_configure`` (through the
+``pytest_ollama_register_targets`` hook of ``plugins/targets.py``) before any test runs: ref
+syntax, ``--ollama-env``, the models folder, ``--ollama-gpus``, the engine, Compose v2, every
+image (resolved up front) and, for an explicit GPU request on an engine without an NVIDIA
+runtime, the daemon's own refusal.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_ollama_regress.containers.compose_file import GpuRequest, parse_gpus
+from pytest_ollama_regress.containers.engine import (
+    DockerEngine,
+    DockerError,
+    EngineInfo,
+    ImageNotFound,
+    ImageRef,
+    daemon_error,
+    docker_host,
+    find_compose,
+    parse_image_ref,
+)
+from pytest_ollama_regress.containers.interrupts import stop_like_ctrl_c
+from pytest_ollama_regress.containers.provider import (
+    ContainerProvider,
+    ContainerSettings,
+    cpu_fallback_models,
+)
+from pytest_ollama_regress.containers.reaper import Owner, ReapResult, reap, reap_workers
+from pytest_ollama_regress.containers.redact import env_text
+from pytest_ollama_regress.targets.registry import (
+    REGISTRY_KEY,
+    SimProvider,
+    Target,
+    TargetError,
+    TargetRegistry,
+    target_param_of,
+)
+
+GROUP = "ollama"
+DEFAULT_START_TIMEOUT = 120.0
+PULL_TIMEOUT = 1800.0
+_ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass
+class _State:
+    provider: ContainerProvider | None = None
+    engine: EngineInfo | None = None
+    compose_version: str = ""
+    network_reason: str = ""
+    gpus_reason: str = ""
+    reaped: ReapResult | None = None
+    kept_notes: list[str] = field(default_factory=list)
+    #: xdist controller: the session id of its workers, and what it removed of dead ones
+    worker_session: str | None = None
+    worker_notes: list[str] = field(default_factory=list)
+
+
+_STATE = pytest.StashKey[_State]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup(GROUP, "Ollama regression testing")
+    group.addoption(
+        "--ollama-image", action="append", dest="ollama_image", metavar="[LABEL=]REF",
+        help="test this image in a container (repeatable): sha256:<id>, a short ID such as "
+        "4beecd8, repo:tag or repo@sha256:<digest>; LABEL= names its test id",
+    )
+    group.addoption(
+        "--ollama-pull", action="store_true", default=False, dest="ollama_pull",
+        help="pull --ollama-image references the engine does not have (off by default)",
+    )
+    group.addoption(
+        "--ollama-gpus", dest="ollama_gpus", metavar="auto|all|none|N|ID[,ID]",
+        help="GPUs for the containers (default auto: all when the engine has an NVIDIA runtime)",
+    )
+    group.addoption(
+        "--ollama-models-dir", dest="ollama_models_dir", metavar="PATH",
+        help="host folder mounted at /models in the containers (OLLAMA_MODELS=/models), "
+        "read-only when it holds models unless --ollama-models-rw",
+    )
+    group.addoption(
+        "--ollama-models-rw", action="store_true", default=None, dest="ollama_models_rw",
+        help="mount the models folder read-write, for checks that pull or delete models "
+        "(default: read-only with OLLAMA_NOPRUNE=1 once it holds models, i.e. has manifests/)",
+    )
+    group.addoption(
+        "--ollama-env", action="append", dest="ollama_env", metavar="KEY=VALUE",
+        help="environment variable for the containers (repeatable); ollama_env markers add to it",
+    )
+    group.addoption(
+        "--ollama-network", dest="ollama_network", choices=("auto", "host", "bridge"),
+        help="container networking (default auto: bridge with ports on 127.0.0.1 when the "
+        "engine has a bridge network, else host)",
+    )
+    group.addoption(
+        "--ollama-start-timeout", dest="ollama_start_timeout", type=float, metavar="SECONDS",
+        help=f"how long a container may take to answer /api/version (default "
+        f"{DEFAULT_START_TIMEOUT:g})",
+    )
+    group.addoption(
+        "--ollama-keep", action="store_true", default=False, dest="ollama_keep",
+        help="leave the containers running at the end and print how to reach them",
+    )
+    parser.addini("ollama_image", "images to test (one [LABEL=]REF per line)", type="linelist")
+    parser.addini("ollama_gpus", "GPUs for the containers (see --ollama-gpus)", default="auto")
+    parser.addini("ollama_models_dir", "host folder mounted at /models", default="")
+    parser.addini(
+        "ollama_models_rw", "mount the models folder read-write", type="bool", default=False
+    )
+    parser.addini("ollama_env", "container environment, one KEY=VALUE per line", type="linelist")
+    parser.addini("ollama_network", "container networking: auto, host or bridge", default="auto")
+    parser.addini(
+        "ollama_start_timeout", "seconds a container may take to start",
+        default=str(DEFAULT_START_TIMEOUT),
+    )
+
+
+# option parsing (no engine needed) -----------------------------------------------------------
+
+
+def parse_env(values: list[str], source: str = "--ollama-env") -> dict[str, str]:
+    """``KEY=VALUE`` items to a dict; ``TargetError`` naming the bad item otherwise."""
+    env: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not _ENV_KEY_RE.match(key):
+            raise TargetError(
+                f"{source} {item!r}: expected KEY=VALUE with KEY made of letters, digits and _ "
+                "(e.g. --ollama-env OLLAMA_DEBUG=2)"
+            )
+        if key == "OLLAMA_HOST":
+            raise TargetError(
+                f"{source} {item!r}: OLLAMA_HOST is set by the plugin (it picks a free port); "
+                "leave it out"
+            )
+        env[key] = value
+    return env
+
+
+def parse_models_dir(value: str | None) -> Path | None:
+    """The models folder as an absolute path (symlinks kept: Docker follows them)."""
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if ":" in str(path.absolute()):
+        raise TargetError(
+            f"--ollama-models-dir {value}: Docker cannot mount a path that contains ':'; link "
+            "the folder from a path without one (ln -s ... ~/ollama-models) and give that"
+        )
+    if not path.exists():
+        raise TargetError(
+            f"--ollama-models-dir {value}: no such directory; create it or point at the folder "
+            "that holds your Ollama models (e.g. ~/.ollama/models)"
+        )
+    if not path.is_dir():
+        raise TargetError(
+            f"--ollama-models-dir {value}: not a directory; give the models folder, not a file"
+        )
+    return path.absolute()
+
+
+def _images(config: pytest.Config) -> list[str]:
+    return list(config.getoption("ollama_image") or config.getini("ollama_image") or [])
+
+
+def _option(config: pytest.Config, name: str) -> Any:
+    value = config.getoption(name)
+    return value if value not in (None, []) else config.getini(name)
+
+
+def _flag(config: pytest.Config, name: str) -> bool:
+    value = config.getoption(name)
+    return bool(value if value is not None else config.getini(name))
+
+
+def _start_timeout(config: pytest.Config) -> float:
+    raw = _option(config, "ollama_start_timeout")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise TargetError(f"--ollama-start-timeout {raw!r} is not a number of seconds") from None
+    if not value > 0:
+        raise TargetError(f"--ollama-start-timeout must be positive, not {value:g}")
+    return value
+
+
+def _worker(config: pytest.Config) -> tuple[str, str | None]:
+    """(worker name, xdist test run id) of this process."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput:
+        return str(workerinput.get("workerid", "gw0")), str(workerinput.get("testrunuid", ""))[:8]
+    return "main", None
+
+
+# the hook from plugins/targets.py --------------------------------------------------------------
+
+
+def pytest_ollama_register_targets(config: pytest.Config, registry: TargetRegistry) -> None:
+    """Check options, reach the engine, resolve images, reap, add the ``image`` provider.
+
+    ``--ollama-env`` also reaches the in-process simulators, so a dry run with
+    ``--ollama-sim`` sees the same environment as the containers would.
+    """
+    env = parse_env(list(_option(config, "ollama_env") or []))
+    sim_provider = registry.provider("sim")
+    if isinstance(sim_provider, SimProvider):
+        sim_provider.base_env = dict(env)
+    # checked whatever the targets: a wrong folder must not pass silently with --ollama-sim
+    models_dir = parse_models_dir(_option(config, "ollama_models_dir") or None)
+    values = _images(config)
+    if not values:
+        return
+    state = config.stash.setdefault(_STATE, _State())
+    # 1. everything that needs no engine
+    refs: list[ImageRef] = []
+    for value in values:
+        try:
+            refs.append(parse_image_ref(value))
+        except ValueError as exc:
+            raise TargetError(str(exc)) from None
+    try:
+        gpus = parse_gpus(str(_option(config, "ollama_gpus") or "auto"))
+    except ValueError as exc:
+        raise TargetError(str(exc)) from None
+    start_timeout = _start_timeout(config)
+    network = str(_option(config, "ollama_network") or "auto")
+    if network not in ("auto", "host", "bridge"):
+        raise TargetError(f"ollama_network = {network!r}: choose auto, host or bridge")
+    # 2. the engine and Compose v2
+    engine = DockerEngine()
+    try:
+        info = engine.info()
+        compose = find_compose(engine)
+        images = [_resolve(engine, ref, pull=bool(config.getoption("ollama_pull"))) for ref in refs]
+    except DockerError as exc:
+        raise TargetError(str(exc)) from None
+    seen: dict[str, str] = {}
+    for image in images:
+        if image.id in seen:
+            raise TargetError(
+                f"--ollama-image {seen[image.id]} and {image.ref} are the same image "
+                f"{image.id[:19]}…; give it once"
+            )
+        seen[image.id] = image.ref
+    state.engine = info
+    state.compose_version = compose.version
+    # 3. network and GPUs
+    if network == "auto":
+        network = "bridge" if info.has_bridge else "host"
+        state.network_reason = (
+            "auto: the engine has a bridge network" if network == "bridge"
+            else "auto: the engine has no bridge network"
+        )
+    elif network == "bridge" and not info.has_bridge:
+        raise TargetError(
+            "--ollama-network bridge: the engine has no bridge network (dockerd --bridge=none); "
+            "use --ollama-network host"
+        )
+    worker, run_id = _worker(config)
+    owner = Owner.new(run_id, worker)
+    gpus, state.gpus_reason = _resolve_gpus(engine, info, gpus, images[0].id, owner)
+    # 4. leftovers of dead runs (once, in the process that owns the session)
+    if worker == "main":
+        try:
+            state.reaped = reap(engine, owner.host)
+        except DockerError as exc:
+            raise TargetError(f"removing containers of dead runs failed: {exc}") from None
+    settings = ContainerSettings(
+        gpus=gpus,
+        network=network,
+        env=env,
+        models_dir=models_dir,
+        models_read_only=_models_read_only(config, models_dir),
+        start_timeout=start_timeout,
+        keep=bool(config.getoption("ollama_keep")),
+    )
+    provider = ContainerProvider(engine, compose, settings, owner)
+    state.provider = provider
+    registry.add_provider("image", provider)
+    # SIGTERM/SIGHUP end the run like Ctrl-C; undone by the last clean-up (after the
+    # registry's, which config.add_cleanup runs first: see plugins/targets.py).
+    config.add_cleanup(stop_like_ctrl_c())
+    for ref, image in zip(refs, images, strict=True):
+        target = Target(
+            id=ref.label or image.short_id,
+            kind="image",
+            ref=ref.given,
+            image=image,
+            metadata={
+                **image.as_metadata(),
+                "network": network,
+                "gpus": str(gpus),
+                "models_dir": str(models_dir) if models_dir else None,
+            },
+        )
+        registry.add_target(target)
+
+
+def _resolve(engine: DockerEngine, ref: ImageRef, *, pull: bool) -> Any:
+    try:
+        return engine.resolve(ref)
+    except ImageNotFound:
+        if not pull:
+            raise
+    engine.pull(ref, PULL_TIMEOUT)
+    return engine.resolve(ref)
+
+
+def _resolve_gpus(
+    engine: DockerEngine, info: EngineInfo, gpus: GpuRequest, image_id: str, owner: Owner
+) -> tuple[GpuRequest, str]:
+    """Turn ``auto`` into all/none; check an explicit request against the daemon for real."""
+    runtimes = ", ".join(info.runtimes) or "none"
+    if gpus.mode == "auto":
+        if info.has_nvidia:
+            return GpuRequest("all"), "auto: the engine has an NVIDIA runtime"
+        return GpuRequest("none"), f"auto: no NVIDIA runtime on the engine (runtimes: {runtimes})"
+    if gpus.mode == "none" or info.has_nvidia:
+        return gpus, "as requested"
+    # No NVIDIA runtime listed: ask the daemon (it may still have CDI devices) and quote it.
+    reason = _gpu_probe(engine, gpus, image_id, owner)
+    if reason:
+        raise TargetError(
+            f"--ollama-gpus {gpus}: the Docker engine at {docker_host()} cannot give GPUs: "
+            f"{reason} (runtimes: {runtimes}); install the NVIDIA Container Toolkit and restart "
+            "dockerd, or pass --ollama-gpus none"
+        )
+    return gpus, "as requested (the engine accepted a GPU container)"
+
+
+def _gpu_probe(engine: DockerEngine, gpus: GpuRequest, image_id: str, owner: Owner) -> str:
+    """Create and start a throwaway GPU container; the daemon's error, or '' if it ran."""
+    args = ["create", "--gpus", gpus.docker_run_flag().strip('"'), "--network", "none"]
+    for key, value in owner.labels().items():
+        args += ["--label", f"{key}={value}"]
+    created = engine.run([*args, image_id], check=False)
+    if created.returncode != 0:
+        return _daemon_words(created.stderr or created.stdout)
+    cid = created.stdout.strip().splitlines()[-1]
+    try:
+        started = engine.run(["start", cid], check=False)
+        return "" if started.returncode == 0 else _daemon_words(started.stderr or started.stdout)
+    finally:
+        engine.remove_containers([cid])
+
+
+def _daemon_words(text: str) -> str:
+    """The daemon's refusal, else the last line of the CLI's output."""
+    lines = text.strip().splitlines()
+    return daemon_error(text) or (lines[-1].strip() if lines else "unknown error")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ollama_containers_workdir(request: pytest.FixtureRequest) -> None:
+    """Compose files and logs go to pytest's temp dir (``<basetemp>/ollama-containers0``)."""
+    state = request.config.stash.get(_STATE, None)
+    provider = state.provider if state is not None else None
+    if provider is not None and provider.workdir is None:
+        factory = request.getfixturevalue("tmp_path_factory")
+        provider.workdir = Path(factory.mktemp("ollama-containers"))
+
+
+# header, GPU fallback warning, keep notes ------------------------------------------------------
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = config.stash.get(_STATE, None)
+    if state is None or state.engine is None or state.provider is None:
+        return []
+    info = state.engine
+    settings = state.provider.settings
+    lines = [
+        f"ollama containers: Docker {info.server_version} at {info.docker_host}, compose "
+        f"{state.compose_version}, network {settings.network}"
+        + (f" ({state.network_reason})" if state.network_reason else ""),
+        f"ollama containers: GPUs {settings.gpus} ({state.gpus_reason}); start timeout "
+        f"{settings.start_timeout:g}s"
+        + (f"; models dir {settings.models_dir} -> /models ({_models_mode(settings)})"
+           if settings.models_dir else "")
+        + (f"; env {env_text(settings.env)}" if settings.env else ""),
+    ]
+    if state.reaped is not None:
+        reaped = state.reaped
+        text = f"ollama containers: reaped {reaped.count} container(s) of dead runs"
+        if reaped.containers:
+            text += f" ({', '.join(reaped.containers)})"
+        if reaped.kept:
+            text += f"; {reaped.kept} kept by --ollama-keep left alone"
+        lines.append(text)
+    return lines
+
+
+def _models_read_only(config: pytest.Config, models_dir: Path | None) -> bool:
+    """Read-only unless asked, or unless the folder holds no models yet (``manifests/``): a
+    server must be able to initialise an empty folder, and there is nothing in it to protect."""
+    if models_dir is None or _flag(config, "ollama_models_rw"):
+        return False
+    return (models_dir / "manifests").is_dir()
+
+
+def _models_mode(settings: ContainerSettings) -> str:
+    if settings.models_read_only:
+        return "read-only, OLLAMA_NOPRUNE=1; --ollama-models-rw to pull or delete models"
+    if settings.models_dir is not None and not (settings.models_dir / "manifests").is_dir():
+        return "read-write: it holds no manifests/ yet"
+    return "read-write (--ollama-models-rw)"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    try:
+        return (yield)
+    finally:
+        _check_vram(item)
+
+
+def _check_vram(item: pytest.Item) -> None:
+    """Warn once per container when GPUs were asked for but a model runs with size_vram 0."""
+    state = item.config.stash.get(_STATE, None)
+    provider = state.provider if state is not None else None
+    if provider is None or provider.settings.gpus.mode == "none":
+        return
+    param = target_param_of(item)
+    registry = item.config.stash.get(REGISTRY_KEY, None)
+    if param is None or registry is None:
+        return
+    endpoint = registry.started_endpoint(param.target_id, param.env_dict)
+    if endpoint is None or endpoint.url in provider.vram_checked:
+        return
+    if registry.target(param.target_id).kind != "image":
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            models = cpu_fallback_models(endpoint.url)
+    except Exception:  # noqa: BLE001 - a dead server is reported by the tests themselves
+        return
+    if models:
+        provider.vram_checked.add(endpoint.url)
+        warnings.warn(
+            pytest.PytestWarning(
+                f"{param.target_id}: GPUs were requested (--ollama-gpus "
+                f"{provider.settings.gpus}) but /api/ps shows size_vram 0 for "
+                f"{', '.join(models)}: Ollama is running them on the CPU"
+            ),
+            stacklevel=1,
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    state = config.stash.get(_STATE, None)
+    if state is None or state.provider is None or not state.provider.settings.keep:
+        return
+    state.kept_notes = [
+        f"{target_id}: {endpoint.url} (container {name}; stop it with: docker rm -f {name})"
+        for target_id, name, endpoint in state.provider.running()
+    ]
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["ollama_kept"] = list(state.kept_notes)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: learn the workers' session id (their containers are labelled with it)."""
+    state = node.config.stash.get(_STATE, None)
+    if state is None or state.provider is None or state.worker_session is not None:
+        return
+    session = str((getattr(node, "workerinput", None) or {}).get("testrunuid", ""))[:8]
+    if session:
+        state.worker_session = session
+        # Once more at the very end, after xdist has shut the workers down.
+        node.config.add_cleanup(lambda: _reap_dead_workers(state, None))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: a crashed worker's containers go now; kept ones join the summary."""
+    notes = (getattr(node, "workeroutput", None) or {}).get("ollama_kept") or []
+    state = node.config.stash.setdefault(_STATE, _State())
+    state.kept_notes.extend(notes)
+    if error is not None:
+        worker = (getattr(node, "workerinput", None) or {}).get("workerid")
+        _reap_dead_workers(state, str(worker) if worker else None)
+
+
+def _reap_dead_workers(state: _State, worker: str | None) -> None:
+    """Remove the containers of dead workers of this run (never raises: it reports)."""
+    if state.provider is None or state.worker_session is None:
+        return
+    who = f"worker {worker}" if worker else "workers"
+    try:
+        result = reap_workers(state.provider.engine, state.worker_session, worker)
+    except DockerError as exc:
+        state.worker_notes.append(f"removing the containers of dead {who} failed: {exc}")
+        return
+    if result.count:
+        state.worker_notes.append(
+            f"removed {result.count} container(s) of dead {who}: {', '.join(result.containers)}"
+        )
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    state = config.stash.get(_STATE, None)
+    if state is None:
+        return
+    if state.worker_notes:
+        terminalreporter.section("ollama containers of crashed xdist workers")
+        for note in state.worker_notes:
+            terminalreporter.write_line(note)
+    if state.kept_notes:
+        terminalreporter.section("ollama containers kept (--ollama-keep)")
+        for note in state.kept_notes:
+            terminalreporter.write_line(note)
+

@@ -1,0 +1,381 @@
+"""pytest hooks for the inventory: status per target and marker, LKG / FKB, bisection, outputs.
+
+Every test report of a test that runs against a target carries the target id, its tracked
+markers and the server version (``report.ollama_inventory``, so pytest-xdist brings them to
+the controller). At the end the terminal summary shows one row per target, the boundary line
+and the git diff command; ``--ollama-inventory`` writes the same as CSV / JSON / Markdown (or a
+PNG / SVG picture), and with ``GITHUB_STEP_SUMMARY`` set the Markdown is appended there.
+
+``--ollama-bisect`` orders the tests by target in the search order of
+:mod:`pytest_ollama_regress.inventory.bisection` and skips, before any fixture is set up (so no container
+starts), the tests of every target the search does not need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from pytest_ollama_regress.inventory.bisection import BisectState
+from pytest_ollama_regress.inventory.boundary import (
+    DEFAULT_DIFF_PATHS,
+    ORDERS,
+    Boundary,
+    find_boundary,
+    order_rows,
+    verdict,
+)
+from pytest_ollama_regress.inventory.reports import (
+    PLOT_SUFFIXES,
+    append_step_summary,
+    output_format,
+    require_matplotlib,
+    terminal_lines,
+    to_markdown,
+    write_inventory,
+)
+from pytest_ollama_regress.inventory.table import (
+    DEFAULT_MARKERS,
+    OTHER,
+    UNTESTED_TEXT,
+    InventoryError,
+    InventoryRow,
+    MarkerStatus,
+    row_from_target,
+    split_names,
+)
+from pytest_ollama_regress.suite.behaviour import behaviour_note
+from pytest_ollama_regress.targets.registry import REGISTRY_KEY, TARGET_FIXTURE, target_id_of
+
+EXPECT_FIXTURE = "ollama_expect"
+"""The suite's fixture whose value says how the target's version was read and probed."""
+
+REPORT_ATTR = "ollama_inventory"
+PLUGIN_NAME = "ollama-inventory-session"
+
+
+@dataclass
+class InventorySettings:
+    outputs: list[str]
+    order: str  # auto | given | created
+    bisect: bool
+    diff_paths: list[str]
+    markers: list[str]
+
+
+@dataclass
+class InventoryState:
+    """What the run collected, per target id."""
+
+    settings: InventorySettings
+    statuses: dict[str, dict[str, MarkerStatus]] = field(default_factory=dict)
+    servers: dict[str, str] = field(default_factory=dict)
+    behaviours: dict[str, str] = field(default_factory=dict)
+    nodeids: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    #: TTFT seconds by target, then by case (``short-warm``, ...), from ``ttft`` tests
+    ttft: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    bisect: BisectState | None = None
+    probing: str | None = None
+    rows: list[InventoryRow] = field(default_factory=list)
+    boundary: Boundary | None = None
+    written: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def record(self, target: str, markers: Sequence[str], outcome: str, nodeid: str) -> None:
+        by_marker = self.statuses.setdefault(target, {})
+        for marker in markers:
+            by_marker.setdefault(marker, MarkerStatus()).add(outcome, nodeid)
+        self.nodeids[nodeid] = (target, list(markers))
+
+
+STATE_KEY = pytest.StashKey[InventoryState]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("ollama")
+    group.addoption(
+        "--ollama-inventory", action="append", dest="ollama_inventory", metavar="PATH",
+        help="write the image inventory (status per image and marker, LKG/FKB) to PATH: "
+        ".csv, .json, .md, or a picture .png/.svg (needs the plot extra); repeatable",
+    )
+    group.addoption(
+        "--ollama-order", dest="ollama_order", choices=("given", "created"),
+        help="order of the images for LKG/FKB and bisection (default: created when every "
+        "target has a created time, else as given)",
+    )
+    group.addoption(
+        "--ollama-bisect", action="store_true", default=None, dest="ollama_bisect",
+        help="binary-search the images: run the middle one first and skip the images the "
+        "search does not need (reported as 'not tested (bisect)')",
+    )
+    group.addoption(
+        "--ollama-diff-paths", action="append", dest="ollama_diff_paths", metavar="PATHS",
+        help="paths for the printed git diff command, comma or space separated (default: "
+        + " ".join(DEFAULT_DIFF_PATHS) + ")",
+    )
+    parser.addini("ollama_inventory", "inventory outputs (see --ollama-inventory)", type="args")
+    parser.addini("ollama_order", "given or created (see --ollama-order)", default="")
+    parser.addini("ollama_bisect", "bisect the images (see --ollama-bisect)", type="bool",
+                  default=False)
+    parser.addini("ollama_diff_paths", "paths for the git diff command", type="args",
+                  default=list(DEFAULT_DIFF_PATHS))
+    parser.addini("ollama_inventory_markers", "markers with a status column in the inventory",
+                  type="args", default=list(DEFAULT_MARKERS))
+
+
+def read_settings(config: pytest.Config) -> InventorySettings:
+    """Options merged with their ini keys; bad values raise :class:`InventoryError`."""
+    outputs = config.getoption("ollama_inventory") or list(config.getini("ollama_inventory"))
+    for path in outputs:
+        if output_format(path) in PLOT_SUFFIXES.values():
+            require_matplotlib()
+    order = config.getoption("ollama_order") or config.getini("ollama_order").strip() or "auto"
+    if order not in ORDERS:
+        raise InventoryError(f"ini ollama_order = {order!r}: use given or created")
+    bisect = config.getoption("ollama_bisect")
+    paths = split_names(config.getoption("ollama_diff_paths")) or list(config.getini("ollama_diff_paths"))
+    return InventorySettings(
+        outputs=list(outputs),
+        order=order,
+        bisect=bool(config.getini("ollama_bisect") if bisect is None else bisect),
+        diff_paths=paths,
+        markers=list(config.getini("ollama_inventory_markers")),
+    )
+
+
+def _no_session(config: pytest.Config) -> bool:
+    return bool(getattr(config.option, "help", False) or getattr(config.option, "markers", False))
+
+
+def _xdist_active(config: pytest.Config) -> bool:
+    return bool(getattr(config.option, "numprocesses", None)) or (
+        getattr(config.option, "dist", "no") not in ("no", None)
+    ) or hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if _no_session(config):
+        return
+    try:
+        state = InventoryState(read_settings(config))
+        if state.settings.bisect and _xdist_active(config) and not hasattr(config, "workerinput"):
+            raise InventoryError("--ollama-bisect needs one process: drop -n / --dist")
+    except InventoryError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[STATE_KEY] = state
+    config.pluginmanager.register(InventoryPlugin(config, state), PLUGIN_NAME)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    plugin = config.pluginmanager.get_plugin(PLUGIN_NAME)
+    if plugin is not None:
+        config.pluginmanager.unregister(plugin)
+
+
+def _verdict(state: InventoryState, target: str) -> str:
+    return verdict(InventoryRow(target, statuses=state.statuses.get(target, {})))
+
+
+def _tracked(item: pytest.Item, markers: Sequence[str]) -> list[str]:
+    found = [m for m in markers if item.get_closest_marker(m) is not None]
+    return found or [OTHER]
+
+
+def _outcome(report: pytest.TestReport, bisect_skipped: bool) -> str | None:
+    """The inventory outcome of one report phase, or None when the phase says nothing."""
+    xfail = hasattr(report, "wasxfail")
+    if report.when == "call":
+        if report.passed:
+            return "xpassed" if xfail else "passed"
+        if report.failed:
+            return "failed"
+        return "xfailed" if xfail else "skipped"
+    if report.failed:
+        return "error"
+    if report.when == "setup" and report.skipped:
+        return "untested" if bisect_skipped else "xfailed" if xfail else "skipped"
+    return None
+
+
+def case_of(nodeid: str, target: str) -> str:
+    """A test's parameter id without its target's: ``test_ttft[4beecd8-short-warm]`` gives
+    ``short-warm``; the test's name when only the target is parametrized."""
+    name, _, params = nodeid.rpartition("::")[2].partition("[")
+    params = params.removesuffix("]")
+    if params.startswith(f"{target}-"):
+        return params[len(target) + 1:]
+    if params.endswith(f"-{target}"):
+        return params[: -len(target) - 1]
+    if f"-{target}-" in params:
+        return params.replace(f"-{target}-", "-", 1)
+    return name if params in ("", target) else params
+
+
+def ttft_seconds(item: pytest.Item) -> list[float]:
+    """TTFT seconds a test measured: its benchmark's ``extra_info["ttft_s"]`` (a number or a
+    list) when present, else the benchmark's own timings; ``[]`` without a benchmark."""
+    bench = getattr(item, "funcargs", {}).get("benchmark")
+    if bench is None:
+        return []
+    values = (getattr(bench, "extra_info", None) or {}).get("ttft_s")
+    if values is None:
+        stats = getattr(getattr(bench, "stats", None), "stats", None)
+        values = list(getattr(stats, "data", None) or [])
+    return [float(v) for v in (values if isinstance(values, list) else [values])]
+
+
+class InventoryPlugin:
+    """The per-session hooks (registered from ``pytest_configure``)."""
+
+    def __init__(self, config: pytest.Config, state: InventoryState) -> None:
+        self.config = config
+        self.state = state
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self) -> None:
+        """Order the targets (every plugin has registered its own by now); set up bisection."""
+        registry = self.config.stash.get(REGISTRY_KEY, None)
+        targets = registry.targets if registry is not None else []
+        try:
+            ordered, _ = order_rows([row_from_target(t) for t in targets], self.state.settings.order)
+            if self.state.settings.bisect:
+                self.state.bisect = BisectState([r.target for r in ordered])
+        except InventoryError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """With --ollama-bisect: tests without a target first, then targets in search order."""
+        if self.state.bisect is None:
+            return
+        rank = {t: i for i, t in enumerate(self.state.bisect.order)}
+        items.sort(key=lambda item: rank.get(target_id_of(item) or "", -1))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """With --ollama-bisect: skip unneeded targets before any fixture starts a server."""
+        state, target = self.state, target_id_of(item)
+        if state.bisect is None or target is None:
+            return
+        if state.probing is not None and state.probing != target:
+            state.bisect.record(state.probing, _verdict(state, state.probing))
+            state.probing = None
+        if not state.bisect.decide(target):
+            pytest.skip(UNTESTED_TEXT)
+        state.probing = target
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        report = yield
+        target = target_id_of(item)
+        if target is not None:
+            funcargs = getattr(item, "funcargs", {})
+            info = funcargs.get(TARGET_FIXTURE)
+            expect = funcargs.get(EXPECT_FIXTURE)
+            bisect = self.state.bisect
+            markers = _tracked(item, self.state.settings.markers)
+            setattr(report, REPORT_ATTR, {
+                "target": target,
+                "markers": markers,
+                "server": getattr(info, "server_version", "") or "",
+                "behaviour": behaviour_note(expect) if expect is not None else "",
+                "bisect_skipped": bool(bisect and target in bisect.skipped),
+                "ttft": ttft_seconds(item)
+                if call.when == "call" and item.get_closest_marker("ttft") else [],
+                "case": case_of(item.nodeid, target),
+            })
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        info = getattr(report, REPORT_ATTR, None)
+        if not isinstance(info, dict):
+            return
+        if info.get("server"):
+            self.state.servers[info["target"]] = info["server"]
+        if info.get("behaviour"):
+            self.state.behaviours[info["target"]] = info["behaviour"]
+        if info.get("ttft"):
+            by_case = self.state.ttft.setdefault(info["target"], {})
+            by_case.setdefault(str(info.get("case")), []).extend(info["ttft"])
+        outcome = _outcome(report, bool(info.get("bisect_skipped")))
+        if outcome is not None:
+            self.state.record(info["target"], info["markers"], outcome, report.nodeid)
+
+    def _rows(self) -> list[InventoryRow]:
+        registry = self.config.stash.get(REGISTRY_KEY, None)
+        rows = []
+        for target in registry.targets if registry is not None else []:
+            if target.id not in self.state.statuses:
+                continue
+            row = row_from_target(target)
+            row.statuses = self.state.statuses[target.id]
+            endpoint = registry.started_endpoint(target.id)
+            row.server_version = self.state.servers.get(target.id) or (
+                endpoint.server_version if endpoint is not None else ""
+            )
+            row.notes = self.state.behaviours.get(target.id, row.notes)
+            rows.append(row)
+        return rows
+
+    def columns(self) -> list[str]:
+        """The status columns: tracked markers that ran, then ``other``."""
+        seen = {m for by_marker in self.state.statuses.values() for m in by_marker}
+        return [m for m in (*self.state.settings.markers, OTHER) if m in seen]
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self) -> None:
+        """Build the rows and the boundary; write the outputs (the controller only)."""
+        state = self.state
+        if hasattr(self.config, "workerinput") or not state.statuses:
+            return
+        if state.bisect is not None and state.probing is not None:
+            state.bisect.record(state.probing, _verdict(state, state.probing))
+            state.probing = None
+        rows = self._rows()
+        markers = self.columns()
+        try:
+            found: Boundary | None = find_boundary(rows, None, state.settings.order)
+        except InventoryError as exc:
+            state.errors.append(str(exc))
+            found = None
+        state.rows = found.rows if found is not None else rows
+        state.boundary = found if found is not None and len(rows) > 1 else None
+        paths = state.settings.diff_paths
+        for path in state.settings.outputs:
+            try:
+                written = write_inventory(path, state.rows, markers, state.boundary, paths,
+                                          state.ttft)
+            except (OSError, InventoryError) as exc:
+                state.errors.append(f"--ollama-inventory {path}: {exc}")
+            else:
+                state.written += [str(p) for p in written]
+        try:
+            append_step_summary(to_markdown(state.rows, markers, state.boundary, paths))
+        except OSError as exc:
+            state.errors.append(f"GITHUB_STEP_SUMMARY: {exc}")
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        state = self.state
+        if not state.rows:
+            return
+        tr = terminalreporter
+        tr.write_sep("=", "ollama inventory")
+        for line in terminal_lines(state.rows, self.columns()):
+            tr.write_line(line)
+        if state.boundary is not None:
+            for line in state.boundary.lines(state.settings.diff_paths):
+                tr.write_line(line)
+        if state.bisect is not None:
+            bis = state.bisect
+            tr.write_line(
+                f"bisect: tested {len(bis.probed)} of {len(bis.ids)} images "
+                f"({' '.join(bis.probed) or 'none'}); not tested: {' '.join(bis.skipped) or 'none'}"
+            )
+        for path in state.written:
+            tr.write_line(f"inventory written: {path}")
+        for error in state.errors:
+            tr.write_line(f"inventory error: {error}", red=True)
