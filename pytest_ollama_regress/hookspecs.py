@@ -1,0 +1,18 @@
+"""Every hook this plugin adds, in one place (registered by ``plugin.py``).
+
+Implement them in a ``conftest.py`` or a plugin of your own.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from pytest_ollama_regress.targets.registry import TargetRegistry
+
+
+@pytest.hookspec
+def pytest_ollama_register_targets(config: pytest.Config, registry: TargetRegistry) -> None:
+    """Add providers and targets to ``registry`` (called once from ``pytest_configure``)."""
