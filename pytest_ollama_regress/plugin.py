@@ -1,9 +1,13 @@
 """Entry point of the pytest plugin: wiring only.
 
-Each capability registers its own options, markers, fixtures and hooks in a module of
-``pytest_ollama_regress.plugins``; this module just loads them, as pytest's own
-``_pytest`` package does with its features.
+Each capability registers its own options, markers, fixtures and hooks in the ``plugin.py``
+of its folder; this module loads them, as pytest's own ``_pytest`` package does with its
+features, and registers the hook specs of ``hookspecs.py``.
 """
+
+from __future__ import annotations
+
+import pytest
 
 pytest_plugins = [
     "pytest_ollama_regress.cmdline",
@@ -14,3 +18,9 @@ pytest_plugins = [
     "pytest_ollama_regress.inventory.plugin",
     "pytest_ollama_regress.placement.plugin",
 ]
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from pytest_ollama_regress import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)

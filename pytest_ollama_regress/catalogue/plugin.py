@@ -1,32 +1,33 @@
 """pytest hooks for the model catalogue: fixtures ``ollama_models``, ``ollama_model``,
 ``ollama_vision_model`` and the model matrix of ``--ollama-model all|vision|NAME|@FILE``.
 
-The options themselves are registered by ``plugins/targets.py``; this module only reads them.
+Options: ``catalogue/settings.py``.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from pytest_ollama_regress.catalogue.discovery import discovered
 from pytest_ollama_regress.catalogue.names import (
     BACKEND_SUFFIX,
     ModelEntry,
     ModelSelector,
     assign_variant_names,
     canonical_name,
-    discover,
     find_model,
     first_with,
-    parse_model_selector,
     variant_name,
 )
-from pytest_ollama_regress.targets.plugin import client_for, settings_of, text_option
+from pytest_ollama_regress.catalogue.settings import OPTIONS, CatalogueSettings, read_settings
+from pytest_ollama_regress.options import add_options, no_session
+from pytest_ollama_regress.session import session_of
 from pytest_ollama_regress.targets.registry import TargetError, registry_of
+from pytest_ollama_regress.targets.settings import TargetSettings
 
 MODEL_OPT = "--ollama-model"
 VISION_OPT = "--ollama-vision-model"
@@ -45,16 +46,24 @@ class MatrixModel:
 
 @dataclass
 class CatalogueState:
-    """Per-session state: the selector, discovery cache per URL, collection-time matrix."""
+    """Per-session state: the selector and the collection-time matrix."""
 
     selector: ModelSelector
     registry_models: list[MatrixModel] | None = None
-    by_url: dict[str, list[ModelEntry]] = field(default_factory=dict)
     union: list[MatrixModel] | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-STATE_KEY = pytest.StashKey[CatalogueState]()
+def _state(config: pytest.Config) -> CatalogueState | None:
+    session = session_of(config)
+    return session.get(CatalogueState) if session.has(CatalogueState) else None
+
+
+def _vision_model(config: pytest.Config) -> str | None:
+    return session_of(config).get(CatalogueSettings).vision_model
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser, OPTIONS)
 
 
 def _load_registry_matrix(config: pytest.Config, path: str) -> list[MatrixModel]:
@@ -104,32 +113,19 @@ def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) 
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    try:
-        selector = parse_model_selector(text_option(config, "ollama_model"))
-    except ValueError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    state = CatalogueState(selector)
-    if selector.kind == "registry":
-        state.registry_models = _load_registry_matrix(config, selector.value)
-    config.stash[STATE_KEY] = state
-
-
-# --- discovery, cached per target URL ------------------------------------------------------
-
-
-def discovered(config: pytest.Config, client: Any) -> list[ModelEntry]:
-    """The catalogue of the server behind ``client``, discovered once per URL per session."""
-    state = config.stash[STATE_KEY]
-    url = str(client.base_url).rstrip("/")
-    with state.lock:
-        if url not in state.by_url:
-            state.by_url[url] = discover(client)
-        return state.by_url[url]
+    if no_session(config):
+        return
+    settings = read_settings(config)
+    state = CatalogueState(settings.selector)
+    if settings.selector.kind == "registry":
+        state.registry_models = _load_registry_matrix(config, settings.selector.value)
+    session_of(config).put(settings)
+    session_of(config).put(state)
 
 
 def _missing(config: pytest.Config, message: str) -> None:
     """Skip with ``message``, or fail with it under ``--ollama-strict``."""
-    if settings_of(config).strict:
+    if session_of(config).get(TargetSettings).strict:
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
 
@@ -174,7 +170,7 @@ def ollama_model(
     param: MatrixModel | None = getattr(request, "param", None)
     if param is not None:
         # A discovered matrix (all / vision) varies per target; a named model must be there.
-        named = config.stash[STATE_KEY].selector.kind not in ("all", "vision")
+        named = session_of(config).get(CatalogueState).selector.kind not in ("all", "vision")
         return _matrix_entry(param, ollama_models, target, fail_if_absent=named)
     entry = first_with(ollama_models, "completion")
     if entry is None:
@@ -193,7 +189,7 @@ def ollama_vision_model(
     param: MatrixModel | None = getattr(request, "param", None)
     if param is not None:
         return _matrix_entry(param, ollama_models, target, fail_if_absent=False)
-    named = settings_of(config).vision_model
+    named = _vision_model(config)
     if named:
         entry = find_model(ollama_models, named)
         if entry is None:
@@ -221,7 +217,8 @@ def _target_catalogues(config: pytest.Config) -> list[tuple[str, list[ModelEntry
 
 def _catalogue_of(config: pytest.Config, target_id: str) -> list[ModelEntry]:
     endpoint = registry_of(config).endpoint(target_id, {})
-    return discovered(config, client_for(config, endpoint.url))
+    target = registry_of(config).target(target_id)
+    return discovered(config, session_of(config).clients.client(endpoint.url, target.dialect))
 
 
 @pytest.hookimpl(trylast=True)
@@ -232,20 +229,21 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     Image targets start lazily, so their check happens when their first test runs.
     """
     config = session.config
-    state = config.stash.get(STATE_KEY, None)
+    state = _state(config)
     if state is None:
         return
     wanted: list[tuple[str, str]] = []
     if state.selector.kind in ("name", "registry"):
         wanted = [(m.name, MODEL_OPT) for m in matrix_models(config) if not m.deprecated_reason]
-    vision = settings_of(config).vision_model
+    vision = _vision_model(config)
     if vision:
         wanted.append((vision, VISION_OPT))
     if not wanted:
         return
-    for target in registry_of(config).targets:
-        if target.kind not in ("url", "sim"):
-            continue
+    registry = registry_of(config)
+    for target in registry.targets:
+        if registry.started_endpoint(target.id) is None:
+            continue  # started on first use (containers): checked when its first test runs
         try:
             entries = _catalogue_of(config, target.id)
         except TargetError:
@@ -256,7 +254,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def _union(config: pytest.Config) -> list[MatrixModel]:
-    state = config.stash[STATE_KEY]
+    state = session_of(config).get(CatalogueState)
     if state.union is None:
         seen: dict[str, ModelEntry] = {}
         for _, entries in _target_catalogues(config):
@@ -272,7 +270,7 @@ def _union(config: pytest.Config) -> list[MatrixModel]:
 
 def matrix_models(config: pytest.Config) -> list[MatrixModel]:
     """The models ``ollama_model`` is parametrized over (empty when not a matrix run)."""
-    sel = config.stash[STATE_KEY].selector
+    sel = session_of(config).get(CatalogueState).selector
     if sel.kind == "name":
         given_variant = f"-{BACKEND_SUFFIX}" in sel.value.lower() and ":" not in sel.value
         variant = sel.value.lower() if given_variant else variant_name(sel.value)
@@ -284,13 +282,13 @@ def matrix_models(config: pytest.Config) -> list[MatrixModel]:
 
 def vision_matrix_models(config: pytest.Config) -> list[MatrixModel]:
     """The models ``ollama_vision_model`` is parametrized over (``all``, ``vision``, ``@FILE``)."""
-    if config.stash[STATE_KEY].selector.kind == "name":
+    if session_of(config).get(CatalogueState).selector.kind == "name":
         return []
     return [m for m in _candidates(config) if m.vision]
 
 
 def _candidates(config: pytest.Config) -> list[MatrixModel]:
-    state = config.stash[STATE_KEY]
+    state = session_of(config).get(CatalogueState)
     if state.selector.kind == "registry":
         return list(state.registry_models or [])
     if state.selector.kind in ("all", "vision"):
@@ -310,13 +308,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     ``ollama_vision_model`` is left alone when ``--ollama-vision-model`` names the model.
     """
     config = metafunc.config
-    state = config.stash.get(STATE_KEY, None)
+    state = _state(config)
     if state is None or not state.selector.is_matrix:
         return
     if "ollama_model" in metafunc.fixturenames:
         argname, models = "ollama_model", matrix_models(config)
     elif "ollama_vision_model" in metafunc.fixturenames and state.selector.kind != "name":
-        if settings_of(config).vision_model:
+        if _vision_model(config):
             return
         argname, models = "ollama_vision_model", vision_matrix_models(config)
     else:

@@ -1,7 +1,7 @@
 """pytest hooks for containers: ``--ollama-image`` and friends, header lines, the image provider.
 
 Everything a user can get wrong is checked in ``pytest_configure`` (through the
-``pytest_ollama_register_targets`` hook of ``plugins/targets.py``) before any test runs: ref
+``pytest_ollama_register_targets`` hook of ``targets/plugin.py``) before any test runs: ref
 syntax, ``--ollama-env``, the models folder, ``--ollama-gpus``, the engine, Compose v2, every
 image (resolved up front) and, for an explicit GPU request on an engine without an NVIDIA
 runtime, the daemon's own refusal.
@@ -37,17 +37,19 @@ from pytest_ollama_regress.containers.provider import (
 )
 from pytest_ollama_regress.containers.reaper import Owner, ReapResult, reap, reap_workers
 from pytest_ollama_regress.containers.redact import env_text
+from pytest_ollama_regress.containers.settings import OPTIONS
+from pytest_ollama_regress.containers.settings import value as option_value
+from pytest_ollama_regress.options import add_options
+from pytest_ollama_regress.session import session_of
+from pytest_ollama_regress.targets.providers import SimProvider
 from pytest_ollama_regress.targets.registry import (
-    REGISTRY_KEY,
-    SimProvider,
     Target,
     TargetError,
     TargetRegistry,
+    registry_of,
     target_param_of,
 )
 
-GROUP = "ollama"
-DEFAULT_START_TIMEOUT = 120.0
 PULL_TIMEOUT = 1800.0
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -66,64 +68,22 @@ class _State:
     worker_notes: list[str] = field(default_factory=list)
 
 
-_STATE = pytest.StashKey[_State]()
+def _state(config: pytest.Config) -> _State:
+    """This capability's state in the session (created on first use)."""
+    session = session_of(config)
+    if not session.has(_State):
+        session.put(_State())
+    return session.get(_State)
+
+
+def _started(config: pytest.Config) -> _State | None:
+    """The state, if images were set up in this session."""
+    session = session_of(config)
+    return session.get(_State) if session.has(_State) else None
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup(GROUP, "Ollama regression testing")
-    group.addoption(
-        "--ollama-image", action="append", dest="ollama_image", metavar="[LABEL=]REF",
-        help="test this image in a container (repeatable): sha256:<id>, a short ID such as "
-        "4beecd8, repo:tag or repo@sha256:<digest>; LABEL= names its test id",
-    )
-    group.addoption(
-        "--ollama-pull", action="store_true", default=False, dest="ollama_pull",
-        help="pull --ollama-image references the engine does not have (off by default)",
-    )
-    group.addoption(
-        "--ollama-gpus", dest="ollama_gpus", metavar="auto|all|none|N|ID[,ID]",
-        help="GPUs for the containers (default auto: all when the engine has an NVIDIA runtime)",
-    )
-    group.addoption(
-        "--ollama-models-dir", dest="ollama_models_dir", metavar="PATH",
-        help="host folder mounted at /models in the containers (OLLAMA_MODELS=/models), "
-        "read-only when it holds models unless --ollama-models-rw",
-    )
-    group.addoption(
-        "--ollama-models-rw", action="store_true", default=None, dest="ollama_models_rw",
-        help="mount the models folder read-write, for checks that pull or delete models "
-        "(default: read-only with OLLAMA_NOPRUNE=1 once it holds models, i.e. has manifests/)",
-    )
-    group.addoption(
-        "--ollama-env", action="append", dest="ollama_env", metavar="KEY=VALUE",
-        help="environment variable for the containers (repeatable); ollama_env markers add to it",
-    )
-    group.addoption(
-        "--ollama-network", dest="ollama_network", choices=("auto", "host", "bridge"),
-        help="container networking (default auto: bridge with ports on 127.0.0.1 when the "
-        "engine has a bridge network, else host)",
-    )
-    group.addoption(
-        "--ollama-start-timeout", dest="ollama_start_timeout", type=float, metavar="SECONDS",
-        help=f"how long a container may take to answer /api/version (default "
-        f"{DEFAULT_START_TIMEOUT:g})",
-    )
-    group.addoption(
-        "--ollama-keep", action="store_true", default=False, dest="ollama_keep",
-        help="leave the containers running at the end and print how to reach them",
-    )
-    parser.addini("ollama_image", "images to test (one [LABEL=]REF per line)", type="linelist")
-    parser.addini("ollama_gpus", "GPUs for the containers (see --ollama-gpus)", default="auto")
-    parser.addini("ollama_models_dir", "host folder mounted at /models", default="")
-    parser.addini(
-        "ollama_models_rw", "mount the models folder read-write", type="bool", default=False
-    )
-    parser.addini("ollama_env", "container environment, one KEY=VALUE per line", type="linelist")
-    parser.addini("ollama_network", "container networking: auto, host or bridge", default="auto")
-    parser.addini(
-        "ollama_start_timeout", "seconds a container may take to start",
-        default=str(DEFAULT_START_TIMEOUT),
-    )
+    add_options(parser, OPTIONS)
 
 
 # option parsing (no engine needed) -----------------------------------------------------------
@@ -170,31 +130,6 @@ def parse_models_dir(value: str | None) -> Path | None:
     return path.absolute()
 
 
-def _images(config: pytest.Config) -> list[str]:
-    return list(config.getoption("ollama_image") or config.getini("ollama_image") or [])
-
-
-def _option(config: pytest.Config, name: str) -> Any:
-    value = config.getoption(name)
-    return value if value not in (None, []) else config.getini(name)
-
-
-def _flag(config: pytest.Config, name: str) -> bool:
-    value = config.getoption(name)
-    return bool(value if value is not None else config.getini(name))
-
-
-def _start_timeout(config: pytest.Config) -> float:
-    raw = _option(config, "ollama_start_timeout")
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise TargetError(f"--ollama-start-timeout {raw!r} is not a number of seconds") from None
-    if not value > 0:
-        raise TargetError(f"--ollama-start-timeout must be positive, not {value:g}")
-    return value
-
-
 def _worker(config: pytest.Config) -> tuple[str, str | None]:
     """(worker name, xdist test run id) of this process."""
     workerinput = getattr(config, "workerinput", None)
@@ -203,7 +138,7 @@ def _worker(config: pytest.Config) -> tuple[str, str | None]:
     return "main", None
 
 
-# the hook from plugins/targets.py --------------------------------------------------------------
+# the hook from targets/plugin.py --------------------------------------------------------------
 
 
 def pytest_ollama_register_targets(config: pytest.Config, registry: TargetRegistry) -> None:
@@ -212,16 +147,16 @@ def pytest_ollama_register_targets(config: pytest.Config, registry: TargetRegist
     ``--ollama-env`` also reaches the in-process simulators, so a dry run with
     ``--ollama-sim`` sees the same environment as the containers would.
     """
-    env = parse_env(list(_option(config, "ollama_env") or []))
+    env = parse_env(list(option_value(config, "ollama_env") or []))
     sim_provider = registry.provider("sim")
     if isinstance(sim_provider, SimProvider):
         sim_provider.base_env = dict(env)
     # checked whatever the targets: a wrong folder must not pass silently with --ollama-sim
-    models_dir = parse_models_dir(_option(config, "ollama_models_dir") or None)
-    values = _images(config)
+    models_dir = parse_models_dir(option_value(config, "ollama_models_dir") or None)
+    values = list(option_value(config, "ollama_image") or [])
     if not values:
         return
-    state = config.stash.setdefault(_STATE, _State())
+    state = _state(config)
     # 1. everything that needs no engine
     refs: list[ImageRef] = []
     for value in values:
@@ -230,19 +165,17 @@ def pytest_ollama_register_targets(config: pytest.Config, registry: TargetRegist
         except ValueError as exc:
             raise TargetError(str(exc)) from None
     try:
-        gpus = parse_gpus(str(_option(config, "ollama_gpus") or "auto"))
+        gpus = parse_gpus(str(option_value(config, "ollama_gpus") or "auto"))
     except ValueError as exc:
         raise TargetError(str(exc)) from None
-    start_timeout = _start_timeout(config)
-    network = str(_option(config, "ollama_network") or "auto")
-    if network not in ("auto", "host", "bridge"):
-        raise TargetError(f"ollama_network = {network!r}: choose auto, host or bridge")
+    start_timeout = float(option_value(config, "ollama_start_timeout"))
+    network = str(option_value(config, "ollama_network") or "auto")
     # 2. the engine and Compose v2
     engine = DockerEngine()
     try:
         info = engine.info()
         compose = find_compose(engine)
-        images = [_resolve(engine, ref, pull=bool(config.getoption("ollama_pull"))) for ref in refs]
+        images = [_resolve(engine, ref, pull=bool(option_value(config, "ollama_pull"))) for ref in refs]
     except DockerError as exc:
         raise TargetError(str(exc)) from None
     seen: dict[str, str] = {}
@@ -283,13 +216,13 @@ def pytest_ollama_register_targets(config: pytest.Config, registry: TargetRegist
         models_dir=models_dir,
         models_read_only=_models_read_only(config, models_dir),
         start_timeout=start_timeout,
-        keep=bool(config.getoption("ollama_keep")),
+        keep=bool(option_value(config, "ollama_keep")),
     )
     provider = ContainerProvider(engine, compose, settings, owner)
     state.provider = provider
     registry.add_provider("image", provider)
     # SIGTERM/SIGHUP end the run like Ctrl-C; undone by the last clean-up (after the
-    # registry's, which config.add_cleanup runs first: see plugins/targets.py).
+    # registry's, which config.add_cleanup runs first: see targets/plugin.py).
     config.add_cleanup(stop_like_ctrl_c())
     for ref, image in zip(refs, images, strict=True):
         target = Target(
@@ -364,7 +297,7 @@ def _daemon_words(text: str) -> str:
 @pytest.fixture(scope="session", autouse=True)
 def _ollama_containers_workdir(request: pytest.FixtureRequest) -> None:
     """Compose files and logs go to pytest's temp dir (``<basetemp>/ollama-containers0``)."""
-    state = request.config.stash.get(_STATE, None)
+    state = _started(request.config)
     provider = state.provider if state is not None else None
     if provider is not None and provider.workdir is None:
         factory = request.getfixturevalue("tmp_path_factory")
@@ -375,7 +308,7 @@ def _ollama_containers_workdir(request: pytest.FixtureRequest) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    state = config.stash.get(_STATE, None)
+    state = _started(config)
     if state is None or state.engine is None or state.provider is None:
         return []
     info = state.engine
@@ -404,7 +337,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def _models_read_only(config: pytest.Config, models_dir: Path | None) -> bool:
     """Read-only unless asked, or unless the folder holds no models yet (``manifests/``): a
     server must be able to initialise an empty folder, and there is nothing in it to protect."""
-    if models_dir is None or _flag(config, "ollama_models_rw"):
+    if models_dir is None or option_value(config, "ollama_models_rw"):
         return False
     return (models_dir / "manifests").is_dir()
 
@@ -427,12 +360,12 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 
 def _check_vram(item: pytest.Item) -> None:
     """Warn once per container when GPUs were asked for but a model runs with size_vram 0."""
-    state = item.config.stash.get(_STATE, None)
+    state = _started(item.config)
     provider = state.provider if state is not None else None
     if provider is None or provider.settings.gpus.mode == "none":
         return
     param = target_param_of(item)
-    registry = item.config.stash.get(REGISTRY_KEY, None)
+    registry = registry_of(item.config)
     if param is None or registry is None:
         return
     endpoint = registry.started_endpoint(param.target_id, param.env_dict)
@@ -460,7 +393,7 @@ def _check_vram(item: pytest.Item) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
-    state = config.stash.get(_STATE, None)
+    state = _started(config)
     if state is None or state.provider is None or not state.provider.settings.keep:
         return
     state.kept_notes = [
@@ -475,7 +408,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """xdist controller: learn the workers' session id (their containers are labelled with it)."""
-    state = node.config.stash.get(_STATE, None)
+    state = _started(node.config)
     if state is None or state.provider is None or state.worker_session is not None:
         return
     session = str((getattr(node, "workerinput", None) or {}).get("testrunuid", ""))[:8]
@@ -489,7 +422,7 @@ def pytest_configure_node(node: Any) -> None:
 def pytest_testnodedown(node: Any, error: Any) -> None:
     """xdist controller: a crashed worker's containers go now; kept ones join the summary."""
     notes = (getattr(node, "workeroutput", None) or {}).get("ollama_kept") or []
-    state = node.config.stash.setdefault(_STATE, _State())
+    state = _state(node.config)
     state.kept_notes.extend(notes)
     if error is not None:
         worker = (getattr(node, "workerinput", None) or {}).get("workerid")
@@ -513,7 +446,7 @@ def _reap_dead_workers(state: _State, worker: str | None) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    state = config.stash.get(_STATE, None)
+    state = _started(config)
     if state is None:
         return
     if state.worker_notes:

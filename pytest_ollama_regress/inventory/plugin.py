@@ -21,49 +21,33 @@ import pytest
 
 from pytest_ollama_regress.inventory.bisection import BisectState
 from pytest_ollama_regress.inventory.boundary import (
-    DEFAULT_DIFF_PATHS,
-    ORDERS,
     Boundary,
     find_boundary,
     order_rows,
     verdict,
 )
 from pytest_ollama_regress.inventory.reports import (
-    PLOT_SUFFIXES,
     append_step_summary,
-    output_format,
-    require_matplotlib,
     terminal_lines,
     to_markdown,
     write_inventory,
 )
+from pytest_ollama_regress.inventory.settings import OPTIONS, InventorySettings, read_settings
 from pytest_ollama_regress.inventory.table import (
-    DEFAULT_MARKERS,
     OTHER,
     UNTESTED_TEXT,
     InventoryError,
     InventoryRow,
     MarkerStatus,
     row_from_target,
-    split_names,
 )
+from pytest_ollama_regress.options import add_options, no_session
+from pytest_ollama_regress.session import session_of
 from pytest_ollama_regress.suite.behaviour import behaviour_note
-from pytest_ollama_regress.targets.registry import REGISTRY_KEY, TARGET_FIXTURE, target_id_of
-
-EXPECT_FIXTURE = "ollama_expect"
-"""The suite's fixture whose value says how the target's version was read and probed."""
+from pytest_ollama_regress.targets.registry import TARGET_FIXTURE, registry_of, target_id_of
 
 REPORT_ATTR = "ollama_inventory"
 PLUGIN_NAME = "ollama-inventory-session"
-
-
-@dataclass
-class InventorySettings:
-    outputs: list[str]
-    order: str  # auto | given | created
-    bisect: bool
-    diff_paths: list[str]
-    markers: list[str]
 
 
 @dataclass
@@ -91,63 +75,10 @@ class InventoryState:
         self.nodeids[nodeid] = (target, list(markers))
 
 
-STATE_KEY = pytest.StashKey[InventoryState]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("ollama")
-    group.addoption(
-        "--ollama-inventory", action="append", dest="ollama_inventory", metavar="PATH",
-        help="write the image inventory (status per image and marker, LKG/FKB) to PATH: "
-        ".csv, .json, .md, or a picture .png/.svg (needs the plot extra); repeatable",
-    )
-    group.addoption(
-        "--ollama-order", dest="ollama_order", choices=("given", "created"),
-        help="order of the images for LKG/FKB and bisection (default: created when every "
-        "target has a created time, else as given)",
-    )
-    group.addoption(
-        "--ollama-bisect", action="store_true", default=None, dest="ollama_bisect",
-        help="binary-search the images: run the middle one first and skip the images the "
-        "search does not need (reported as 'not tested (bisect)')",
-    )
-    group.addoption(
-        "--ollama-diff-paths", action="append", dest="ollama_diff_paths", metavar="PATHS",
-        help="paths for the printed git diff command, comma or space separated (default: "
-        + " ".join(DEFAULT_DIFF_PATHS) + ")",
-    )
-    parser.addini("ollama_inventory", "inventory outputs (see --ollama-inventory)", type="args")
-    parser.addini("ollama_order", "given or created (see --ollama-order)", default="")
-    parser.addini("ollama_bisect", "bisect the images (see --ollama-bisect)", type="bool",
-                  default=False)
-    parser.addini("ollama_diff_paths", "paths for the git diff command", type="args",
-                  default=list(DEFAULT_DIFF_PATHS))
-    parser.addini("ollama_inventory_markers", "markers with a status column in the inventory",
-                  type="args", default=list(DEFAULT_MARKERS))
-
-
-def read_settings(config: pytest.Config) -> InventorySettings:
-    """Options merged with their ini keys; bad values raise :class:`InventoryError`."""
-    outputs = config.getoption("ollama_inventory") or list(config.getini("ollama_inventory"))
-    for path in outputs:
-        if output_format(path) in PLOT_SUFFIXES.values():
-            require_matplotlib()
-    order = config.getoption("ollama_order") or config.getini("ollama_order").strip() or "auto"
-    if order not in ORDERS:
-        raise InventoryError(f"ini ollama_order = {order!r}: use given or created")
-    bisect = config.getoption("ollama_bisect")
-    paths = split_names(config.getoption("ollama_diff_paths")) or list(config.getini("ollama_diff_paths"))
-    return InventorySettings(
-        outputs=list(outputs),
-        order=order,
-        bisect=bool(config.getini("ollama_bisect") if bisect is None else bisect),
-        diff_paths=paths,
-        markers=list(config.getini("ollama_inventory_markers")),
-    )
-
-
-def _no_session(config: pytest.Config) -> bool:
-    return bool(getattr(config.option, "help", False) or getattr(config.option, "markers", False))
+    add_options(parser, OPTIONS)
 
 
 def _xdist_active(config: pytest.Config) -> bool:
@@ -158,7 +89,7 @@ def _xdist_active(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    if _no_session(config):
+    if no_session(config):
         return
     try:
         state = InventoryState(read_settings(config))
@@ -166,7 +97,7 @@ def pytest_configure(config: pytest.Config) -> None:
             raise InventoryError("--ollama-bisect needs one process: drop -n / --dist")
     except InventoryError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[STATE_KEY] = state
+    session_of(config).put(state)
     config.pluginmanager.register(InventoryPlugin(config, state), PLUGIN_NAME)
 
 
@@ -215,19 +146,6 @@ def case_of(nodeid: str, target: str) -> str:
     return name if params in ("", target) else params
 
 
-def ttft_seconds(item: pytest.Item) -> list[float]:
-    """TTFT seconds a test measured: its benchmark's ``extra_info["ttft_s"]`` (a number or a
-    list) when present, else the benchmark's own timings; ``[]`` without a benchmark."""
-    bench = getattr(item, "funcargs", {}).get("benchmark")
-    if bench is None:
-        return []
-    values = (getattr(bench, "extra_info", None) or {}).get("ttft_s")
-    if values is None:
-        stats = getattr(getattr(bench, "stats", None), "stats", None)
-        values = list(getattr(stats, "data", None) or [])
-    return [float(v) for v in (values if isinstance(values, list) else [values])]
-
-
 class InventoryPlugin:
     """The per-session hooks (registered from ``pytest_configure``)."""
 
@@ -238,7 +156,7 @@ class InventoryPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self) -> None:
         """Order the targets (every plugin has registered its own by now); set up bisection."""
-        registry = self.config.stash.get(REGISTRY_KEY, None)
+        registry = registry_of(self.config)
         targets = registry.targets if registry is not None else []
         try:
             ordered, _ = order_rows([row_from_target(t) for t in targets], self.state.settings.order)
@@ -275,7 +193,8 @@ class InventoryPlugin:
         if target is not None:
             funcargs = getattr(item, "funcargs", {})
             info = funcargs.get(TARGET_FIXTURE)
-            expect = funcargs.get(EXPECT_FIXTURE)
+            session = session_of(item.config)
+            expect = session.expectations.get(f"{info.id}@{info.url}") if info else None
             bisect = self.state.bisect
             markers = _tracked(item, self.state.settings.markers)
             setattr(report, REPORT_ATTR, {
@@ -284,8 +203,7 @@ class InventoryPlugin:
                 "server": getattr(info, "server_version", "") or "",
                 "behaviour": behaviour_note(expect) if expect is not None else "",
                 "bisect_skipped": bool(bisect and target in bisect.skipped),
-                "ttft": ttft_seconds(item)
-                if call.when == "call" and item.get_closest_marker("ttft") else [],
+                "ttft": session.ttft.of(item.nodeid) if call.when == "call" else [],
                 "case": case_of(item.nodeid, target),
             })
         return report
@@ -306,7 +224,7 @@ class InventoryPlugin:
             self.state.record(info["target"], info["markers"], outcome, report.nodeid)
 
     def _rows(self) -> list[InventoryRow]:
-        registry = self.config.stash.get(REGISTRY_KEY, None)
+        registry = registry_of(self.config)
         rows = []
         for target in registry.targets if registry is not None else []:
             if target.id not in self.state.statuses:

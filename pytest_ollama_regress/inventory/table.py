@@ -17,10 +17,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from pytest_ollama_regress.suite.checks import tracked_markers
+
 OCI_REVISION = "org.opencontainers.image.revision"
 
-#: The built-in suite's markers: tracked by default.
-DEFAULT_MARKERS: tuple[str, ...] = ("vision", "debug_render", "numctx", "ttft")
+#: The built-in checks the inventory tracks by default (``suite/checks.py``).
+DEFAULT_MARKERS: tuple[str, ...] = tracked_markers()
 #: Column for tests of a target that carry none of the tracked markers.
 OTHER = "other"
 SHORT_ID_LEN = 7

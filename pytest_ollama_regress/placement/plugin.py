@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from pytest_ollama_regress.placement.scheduling import TargetScheduling, group_scope, target_scope
-from pytest_ollama_regress.targets.plugin import close_targets
-from pytest_ollama_regress.targets.registry import REGISTRY_KEY
+from pytest_ollama_regress.session import close_session
+from pytest_ollama_regress.targets.registry import registry_of
 
 #: --dist modes the plugin schedules itself
 PLACED_MODES = ("load", "loadgroup")
@@ -22,9 +22,7 @@ PLACED_MODES = ("load", "loadgroup")
 
 def explicit_target_ids(config: pytest.Config) -> list[str]:
     """Ids of the targets the user named (not the implicit default simulator)."""
-    registry = config.stash.get(REGISTRY_KEY, None)
-    if registry is None:
-        return []
+    registry = registry_of(config)
     return [t.id for t in registry.targets if not t.metadata.get("default")]
 
 
@@ -96,4 +94,4 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     containers behind. ``trylast``: the other plugins' session-finish hooks still see them.
     """
     if hasattr(session.config, "workerinput"):
-        close_targets(session.config)
+        close_session(session.config)

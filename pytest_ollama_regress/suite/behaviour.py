@@ -35,8 +35,9 @@ def parse_behaves_as(values: Iterable[str], source: str = "--ollama-behaves-as")
         try:
             parse_version(release)
         except ValueError:
+            where = f"{source} {raw!r}: " if source else ""
             raise ValueError(
-                f"{source} {raw!r}: give [TARGET=]X.Y.Z, e.g. {source}=mybuild=0.12.6"
+                f"{where}give [TARGET=]X.Y.Z, e.g. --ollama-behaves-as=mybuild=0.12.6"
             ) from None
         stated[target.strip()] = release.strip()
     return stated

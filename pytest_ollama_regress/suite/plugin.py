@@ -11,24 +11,27 @@ version rules of the current target), ``ollama_picture`` (pictures with known co
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from pytest_ollama_regress.catalogue.discovery import discovered
 from pytest_ollama_regress.catalogue.names import first_with
 from pytest_ollama_regress.dialects.timing import percentiles
+from pytest_ollama_regress.options import add_options, no_session
+from pytest_ollama_regress.session import SessionState, session_of
 from pytest_ollama_regress.suite.behaviour import (
     ALL_TARGETS,
-    parse_behaves_as,
     probe,
     stated_release,
     summary_line,
 )
-from pytest_ollama_regress.suite.context_policy import POLICIES, Policy, get_policy
+from pytest_ollama_regress.suite.checks import CHECKS
+from pytest_ollama_regress.suite.context_policy import Policy, get_policy
 from pytest_ollama_regress.suite.expectations import Expectations
 from pytest_ollama_regress.suite.pictures import make_picture
+from pytest_ollama_regress.suite.settings import OPTIONS, SuiteSettings, read_settings
 from pytest_ollama_regress.suite.snapshots import extension_for, snapshot_key, snapshot_root
 from pytest_ollama_regress.suite.ttft_probe import (
     PERCENTILES,
@@ -38,42 +41,13 @@ from pytest_ollama_regress.suite.ttft_probe import (
     summary_lines,
 )
 from pytest_ollama_regress.targets.registry import (
-    REGISTRY_KEY,
     TargetError,
     TargetInfo,
     registry_of,
     target_id_of,
 )
 
-MARKERS = {
-    "vision": "image counting via the debug render, [img-N] tags, history images, the model "
-              "saw the picture, invalid images -> 400, images to a non-vision model",
-    "debug_render": "rendered templates snapshotted per image; --ollama-baseline diffs them "
-                    "against the baseline image",
-    "numctx": "/api/ps context_length against the num_ctx policy, OLLAMA_NUM_PARALLEL, reloads, "
-              "truncation, truncate:false",
-    "ttft": "time to first token (short/long prompts, warm/cold) through pytest-benchmark; "
-            "--ollama-ttft-max-regression gates candidates against the baseline",
-}
-DEFAULT_ROUNDS = 5
-DEFAULT_WARMUP = 1
 NOTE_PROPERTY = "ollama_note"
-_PERCENT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%?\s*$")
-
-
-@dataclass(frozen=True)
-class SuiteSettings:
-    """The suite's options, validated (command line over ini)."""
-
-    baseline_ref: str | None
-    numctx_policy: str
-    max_regression: float | None
-    ttft_rounds: int
-    ttft_warmup: int
-    vision_words: tuple[str, ...] | None
-    snapshot_dir: str | None
-    baseline_id: str | None = None
-    behaves_as: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -90,122 +64,32 @@ class Baseline:
         return self.info.id
 
 
-SETTINGS_KEY = pytest.StashKey[SuiteSettings]()
-TTFT_KEY = pytest.StashKey[TtftStore]()
-NOTES_KEY = pytest.StashKey[list[str]]()
-EXPECT_KEY = pytest.StashKey[dict[str, Expectations]]()
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("ollama", "Ollama regression testing")
-    group.addoption("--ollama-baseline", dest="ollama_baseline", metavar="REF",
-                    help="the target (id, label, image ref or short ID) the others are compared "
-                         "with: debug renders are diffed, TTFT medians gated")
-    group.addoption("--ollama-numctx-policy", dest="ollama_numctx_policy", metavar="POLICY",
-                    help=f"num_ctx policy the numctx checks expect: {' or '.join(POLICIES)} "
-                         "(default stock)")
-    group.addoption("--ollama-ttft-max-regression", dest="ollama_ttft_max_regression",
-                    metavar="PCT", help="fail a candidate whose median TTFT exceeds the "
-                                        "baseline's by more than PCT, e.g. 15%%")
-    group.addoption("--ollama-ttft-rounds", dest="ollama_ttft_rounds", metavar="N",
-                    help=f"measured rounds per TTFT case (default {DEFAULT_ROUNDS})")
-    group.addoption("--ollama-ttft-warmup", dest="ollama_ttft_warmup", metavar="N",
-                    help=f"unmeasured warm-up rounds per TTFT case (default {DEFAULT_WARMUP})")
-    group.addoption("--ollama-vision-words", dest="ollama_vision_words", metavar="W1,W2",
-                    help="words an answer about the test picture may contain (any of them), "
-                         "for real models; default: its colour and count")
-    group.addoption("--ollama-snapshot-dir", dest="ollama_snapshot_dir", metavar="DIR",
-                    help="root of the per-image render snapshots (default "
-                         "__ollama_snapshots__ beside the tests, or in the rootdir for the "
-                         "built-in suite)")
-    group.addoption("--ollama-behaves-as", dest="ollama_behaves_as", action="append",
-                    metavar="[TARGET=]X.Y.Z",
-                    help="the release a build behaves as (source builds report 0.0.0, git "
-                         "describe builds sit between releases); without TARGET= for every "
-                         "target; the image label org.ollama-regress.behaves-as does the same")
-    parser.addini("ollama_behaves_as", "[TARGET=]X.Y.Z per line (see --ollama-behaves-as)",
-                  type="linelist", default=[])
-    parser.addini("ollama_baseline", "baseline target (see --ollama-baseline)", default="")
-    parser.addini("ollama_numctx_policy", "num_ctx policy: stock or dynamic", default="stock")
-    parser.addini("ollama_ttft_max_regression", "TTFT gate, e.g. 15%", default="")
-    parser.addini("ollama_ttft_rounds", "measured TTFT rounds", default=str(DEFAULT_ROUNDS))
-    parser.addini("ollama_ttft_warmup", "TTFT warm-up rounds", default=str(DEFAULT_WARMUP))
-    parser.addini("ollama_vision_words", "expected words for real models (comma-separated)",
-                  default="")
-    parser.addini("ollama_snapshot_dir", "root of the per-image render snapshots", default="")
-
-
-def _value(config: pytest.Config, name: str) -> tuple[str, str]:
-    """(raw value, where it came from) for an option that is also an ini key."""
-    value = config.getoption(name)
-    if value is not None:
-        return str(value), "--" + name.replace("_", "-")
-    return str(config.getini(name)).strip(), f"ini {name}"
-
-
-def parse_max_regression(text: str, source: str = "--ollama-ttft-max-regression") -> float:
-    """``15%`` (or ``15``) -> 0.15; a one-line UsageError for anything else."""
-    match = _PERCENT_RE.match(text)
-    if match is None:
-        raise pytest.UsageError(
-            f"{source}={text!r} is not a percentage: write e.g. --ollama-ttft-max-regression=15%"
-        )
-    return float(match.group(1)) / 100
-
-
-def _count(text: str, source: str, minimum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
-        raise pytest.UsageError(f"{source}={text!r}: give a whole number >= {minimum}")
-    return value
-
-
-def read_settings(config: pytest.Config) -> SuiteSettings:
-    """The suite's options; bad values raise a one-line ``pytest.UsageError``."""
-    policy, source = _value(config, "ollama_numctx_policy")
-    try:
-        policy = get_policy(policy or "stock").name
-    except ValueError as exc:
-        raise pytest.UsageError(f"{source}: {exc}") from None
-    gate_text, gate_source = _value(config, "ollama_ttft_max_regression")
-    gate = parse_max_regression(gate_text, gate_source) if gate_text else None
-    rounds = _count(*_value(config, "ollama_ttft_rounds"), minimum=1)
-    warmup = _count(*_value(config, "ollama_ttft_warmup"), minimum=0)
-    words_text, _ = _value(config, "ollama_vision_words")
-    words = tuple(w.strip().lower() for w in words_text.split(",") if w.strip()) or None
-    baseline, _ = _value(config, "ollama_baseline")
-    snapshot_dir, _ = _value(config, "ollama_snapshot_dir")
-    stated_values = config.getoption("ollama_behaves_as")
-    stated_source = "--ollama-behaves-as" if stated_values else "ini ollama_behaves_as"
-    try:
-        stated = parse_behaves_as(stated_values or config.getini("ollama_behaves_as"),
-                                  stated_source)
-    except ValueError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    return SuiteSettings(baseline or None, policy, gate, rounds, warmup, words,
-                         snapshot_dir or None, behaves_as=stated)
+    add_options(parser, OPTIONS)
 
 
 def suite_settings(config: pytest.Config) -> SuiteSettings:
     """The session's suite settings (read on first use)."""
-    settings = config.stash.get(SETTINGS_KEY, None)
-    if settings is None:
-        settings = config.stash[SETTINGS_KEY] = read_settings(config)
-    return settings
+    state = session_of(config)
+    if not state.has(SuiteSettings):
+        state.put(read_settings(config))
+    return state.get(SuiteSettings)
+
+
+def _ttft_store(state: SessionState) -> TtftStore:
+    if state.ttft_results is None:
+        state.ttft_results = TtftStore()
+    return state.ttft_results
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for name, text in MARKERS.items():
-        config.addinivalue_line("markers", f"{name}: {text}")
-    if getattr(config.option, "help", False):
+    for check in CHECKS.values():
+        config.addinivalue_line("markers", f"{check.name}: {check.help}")
+    if no_session(config):
         return
-    config.stash[SETTINGS_KEY] = read_settings(config)
-    config.stash[TTFT_KEY] = TtftStore()
-    config.stash[NOTES_KEY] = []
-    config.stash[EXPECT_KEY] = {}
+    state = session_of(config)
+    state.put(read_settings(config))
+    _ttft_store(state)
 
 
 def resolve_baseline(ref: str, targets: list[Any]) -> str:
@@ -248,9 +132,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Check ``--ollama-baseline`` and ``--ollama-behaves-as`` against the targets before any
     test runs."""
     config = session.config
-    settings = config.stash.get(SETTINGS_KEY, None)
-    if settings is None:
+    state = session_of(config)
+    if not state.has(SuiteSettings):
         return
+    settings = state.get(SuiteSettings)
     targets = registry_of(config).targets
     if settings.behaves_as:
         settings = dataclasses.replace(
@@ -258,15 +143,16 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if settings.baseline_ref is not None:
         settings = dataclasses.replace(
             settings, baseline_id=resolve_baseline(settings.baseline_ref, targets))
-    config.stash[SETTINGS_KEY] = settings
+    state.put(settings)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     """How each started target's version string is read (probes come in the summary)."""
-    settings = config.stash.get(SETTINGS_KEY, None)
-    registry = config.stash.get(REGISTRY_KEY, None)
-    if settings is None or registry is None:
+    state = session_of(config)
+    registry = registry_of(config)
+    if not state.has(SuiteSettings) or registry is None:
         return []
+    settings = state.get(SuiteSettings)
     lines = []
     for target in registry.targets:
         endpoint = registry.started_endpoint(target.id)
@@ -284,11 +170,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def expectations_for(config: pytest.Config, info: TargetInfo, client: Any) -> Expectations:
     """The target's expectations: its version read deliberately, the release stated for it,
     and what probing it showed; built once per target and environment."""
-    cache = config.stash[EXPECT_KEY]
+    cache = session_of(config).expectations
     key = f"{info.id}@{info.url}"
     if key not in cache:
-        from pytest_ollama_regress.catalogue.plugin import discovered
-
         labels = info.image.labels if info.image is not None else None
         stated = stated_release(suite_settings(config).behaves_as, info.id, labels)
         try:
@@ -315,7 +199,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         kwargs = dict(marker.kwargs) if marker else {}
         kwargs["timer"] = TtftClock()
         item.add_marker(pytest.mark.benchmark(**kwargs), append=False)
-    settings = config.stash.get(SETTINGS_KEY, None)
+    state = session_of(config)
+    settings = state.get(SuiteSettings) if state.has(SuiteSettings) else None
     if settings is None or not settings.baseline_ref or not positions:
         return
     baseline = settings.baseline_id
@@ -408,8 +293,6 @@ def render_snapshot(snapshot: Any, ollama_target: TargetInfo,
 def ollama_baseline(request: pytest.FixtureRequest,
                     ollama_target: TargetInfo) -> Baseline | None:
     """The ``--ollama-baseline`` target with this test's env, or ``None`` without one."""
-    from pytest_ollama_regress.targets.plugin import client_for
-
     settings = suite_settings(request.config)
     if settings.baseline_id is None:
         return None
@@ -419,7 +302,7 @@ def ollama_baseline(request: pytest.FixtureRequest,
     except TargetError as exc:
         pytest.fail(f"baseline {settings.baseline_id}: {exc}", pytrace=False)
     info = TargetInfo(registry.target(settings.baseline_id), endpoint)
-    client = client_for(request.config, endpoint.url)
+    client = session_of(request.config).clients.client(endpoint.url, info.dialect)
     return Baseline(info, client, is_current=settings.baseline_id == ollama_target.id,
                     expect=expectations_for(request.config, info, client))
 
@@ -436,8 +319,11 @@ def ollama_ttft(request: pytest.FixtureRequest, benchmark: Any, ollama: Any,
         pytest.fail("ollama_ttft needs its benchmark timer: request it as a test argument",
                     pytrace=False)
     s = ollama_suite_settings
-    return TtftProbe(ollama, ollama_target, benchmark, clock, request.config.stash[TTFT_KEY],
-                     s.ttft_rounds, s.ttft_warmup, s.max_regression, ollama_baseline)
+    state = session_of(request.config)
+    nodeid = request.node.nodeid
+    return TtftProbe(ollama, ollama_target, benchmark, clock, _ttft_store(state),
+                     s.ttft_rounds, s.ttft_warmup, s.max_regression, ollama_baseline,
+                     on_result=lambda result: state.ttft.add(nodeid, result.seconds))
 
 
 # -- reporting ---------------------------------------------------------------------------------
@@ -448,25 +334,25 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     """Collect ``record_property("ollama_note", text)`` lines for the terminal summary."""
     report = yield
     if report.when == "call":
-        notes = item.config.stash.get(NOTES_KEY, None)
-        if notes is not None:
-            notes.extend(str(v) for k, v in report.user_properties if k == NOTE_PROPERTY)
+        session_of(item.config).notes.extend(
+            str(v) for k, v in report.user_properties if k == NOTE_PROPERTY)
     return report
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    store = config.stash.get(TTFT_KEY, None)
+    state = session_of(config)
+    store = state.ttft_results
     if store is not None and store.results:
         terminalreporter.write_sep("-", "ollama ttft (ms)")
         for line in summary_lines(store):
             terminalreporter.write_line(line)
-    judged = config.stash.get(EXPECT_KEY, None)
+    judged = state.expectations
     if judged:
         terminalreporter.write_sep("-", "ollama behaviour")
         lines = [summary_line(key.split("@", 1)[0], expect) for key, expect in judged.items()]
         for line in dict.fromkeys(lines):
             terminalreporter.write_line(line)
-    notes = config.stash.get(NOTES_KEY, None)
+    notes = state.notes
     if notes:
         terminalreporter.write_sep("-", "ollama notes")
         for line in notes:

@@ -8,11 +8,12 @@ from typing import Any, NoReturn
 
 import pytest
 
-from pytest_ollama_regress.catalogue.names import find_model, parse_model_selector
+from pytest_ollama_regress.catalogue.names import find_model
+from pytest_ollama_regress.catalogue.settings import CatalogueSettings
+from pytest_ollama_regress.session import session_of
 from pytest_ollama_regress.suite.context_policy import ModelLimits
 from pytest_ollama_regress.suite.expectations import Expectations, Rule, Verdict
 from pytest_ollama_regress.suite.model_facts import ModelFacts
-from pytest_ollama_regress.targets.plugin import settings_of
 
 ANSWER_OPTIONS: dict[str, Any] = {"temperature": 0, "seed": 42, "num_predict": 96}
 """Sampling for answers that are checked: deterministic and short."""
@@ -100,7 +101,7 @@ def non_vision_model(config: pytest.Config, models: Iterable[Any], target_id: st
     """A completion model without vision: ``--ollama-model NAME`` when NAME is one, else the
     first such model in discovery order; skips the check when the target has none."""
     entries = [m for m in models if m.is_completion and not m.is_vision]
-    selector = parse_model_selector(settings_of(config).model)
+    selector = session_of(config).get(CatalogueSettings).selector
     named = find_model(entries, selector.value) if selector.kind == "name" else None
     if named is not None:
         return str(named.name)

@@ -17,12 +17,13 @@ from typing import Any, Literal
 
 import pytest
 
+from pytest_ollama_regress.suite.checks import marks
 from pytest_ollama_regress.suite.expectations import Expectations, canonical_render, rule
 from pytest_ollama_regress.suite.pictures import picture_set
 from pytest_ollama_regress.suite.snapshots import normalise_render, unified_diff
 from pytest_ollama_regress.suite.support import check, fail, needs_debug_render
 
-pytestmark = pytest.mark.debug_render
+pytestmark = marks("debug_render")
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from pytest_ollama_regress.dialects.ollama_client import OllamaError
+from pytest_ollama_regress.suite.checks import marks
 from pytest_ollama_regress.suite.context_policy import (
     DYNAMIC,
     ContextRequest,
@@ -45,7 +46,7 @@ from pytest_ollama_regress.suite.support import (
     settle,
 )
 
-pytestmark = pytest.mark.numctx
+pytestmark = marks("numctx")
 
 CASES = ["floor", "small", "medium", "beyond-model", "default"]
 VISION_FLOOR = "vision-floor"
@@ -67,7 +68,7 @@ def _request(policy: Policy, case: str, limits: ModelLimits,
              target: Any) -> tuple[ContextRequest, list[dict[str, Any]], dict[str, Any]]:
     """The request a case sends under ``policy``: (what decides its context, messages, options)."""
     maximum = limits.context_length or 1 << 20
-    if case == "beyond-model" and maximum > HEAVY_CONTEXT and target.kind != "sim":
+    if case == "beyond-model" and maximum > HEAVY_CONTEXT and not target.simulated:
         pytest.skip(f"{limits.name} would load at its full {maximum}-token context; this case "
                     "runs against simulators or models with at most 32768")
     if policy.name == DYNAMIC:
@@ -112,7 +113,7 @@ def _check_ps(client: Any, model: str, target: Any, expect: Expectations, policy
     expected = expect.expected_union(healthy)
     parallel = int(target.env.get("OLLAMA_NUM_PARALLEL") or 1)
     wanted = " or ".join(str(v) for v in expected)
-    divisor = _divisor(actual, expected, parallel, known_env=target.kind != "url")
+    divisor = _divisor(actual, expected, parallel, known_env=target.env_known)
     if divisor:
         applied = rule("ps context_length per slot")
         setting = (f"OLLAMA_NUM_PARALLEL={parallel}" if parallel > 1 else

@@ -20,7 +20,9 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.ttft
+from pytest_ollama_regress.suite.checks import marks
+
+pytestmark = marks("ttft")
 
 
 @pytest.mark.parametrize("cache", ["warm", "cold"])

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from pytest_ollama_regress.dialects.ollama_client import OllamaError
+from pytest_ollama_regress.suite.checks import marks
 from pytest_ollama_regress.suite.expectations import (
     Expectations,
     ReleaseRules,
@@ -44,7 +45,7 @@ from pytest_ollama_regress.suite.support import (
     settle,
 )
 
-pytestmark = pytest.mark.vision
+pytestmark = marks("vision")
 
 QUESTION = "How many shapes are in this picture, and what colour are they?"
 COUNTS = [1, 2, 3]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,6 +157,11 @@ class TtftResult:
     @property
     def median_ttft_ns(self) -> float:
         return _median([s.ttft_ns for s in self.samples])
+
+    @property
+    def seconds(self) -> list[float]:
+        """TTFT of each measured round, in seconds."""
+        return [s.ttft_ns / 1e9 for s in self.samples]
 
     def percentiles_ms(self) -> dict[int, float]:
         """p50/p95/p99 of TTFT in milliseconds."""
@@ -298,7 +303,9 @@ class TtftProbe:
     rounds: int
     warmup: int
     max_regression: float | None
-    baseline: Any = None  # plugins.suite.Baseline or None
+    baseline: Any = None  # suite.plugin.Baseline or None
+    #: told every result (the session's TTFT record, which the inventory reads)
+    on_result: Callable[[TtftResult], None] | None = None
 
     def measure(self, model: str, kind: str, *, cold: bool, case: str | None = None,
                 options: dict[str, Any] | None = None) -> TtftResult:
@@ -333,6 +340,8 @@ class TtftProbe:
         key = case_key(case, model, self.target.env)
         self.store.results[(self.target.id, key)] = result
         result.comparison = self._compare(result, key, kind, cold, opts)
+        if self.on_result is not None:
+            self.on_result(result)
         self.benchmark.extra_info.update(result.extra_info())
         if result.comparison is not None:
             self.benchmark.extra_info.update({

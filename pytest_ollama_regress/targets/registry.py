@@ -1,27 +1,25 @@
 """What is under test and how to reach it: targets, endpoints, providers, the registry.
 
-A :class:`Target` is what the user named (``--ollama-url``, ``--ollama-sim``, ``--ollama-image``).
-An :class:`Endpoint` is a running server for one (target, env) pair. One :class:`Provider` per
+A :class:`Target` is what the user named (``--ollama-url``, ``--ollama-sim``, ``--ollama-image``)
+and carries its server dialect (``"ollama"``; see :mod:`pytest_ollama_regress.dialects`). An
+:class:`Endpoint` is a running server for one (target, env) pair. One :class:`Provider` per
 target kind turns targets into endpoints; the :class:`TargetRegistry` (on
-``config.stash[REGISTRY_KEY]``, see :func:`registry_of`) holds the targets in order, starts
-endpoints lazily and caches them per ``(target id, env)``.
+the session state, see :func:`registry_of`) holds the targets in order, starts
+endpoints lazily and caches them per ``(target id, env)``. The built-in providers are in
+:mod:`~.providers`.
 
-Built-in providers: :class:`UrlProvider` (kind ``"url"``: a server somebody else runs; a
-non-empty env skips the test) and :class:`SimProvider` (kind ``"sim"``: one in-process
-``SimServer`` per distinct env).
-
-Adding a provider from another plugin (how ``plugins/containers.py`` adds kind ``"image"``):
-implement the hook ``pytest_ollama_register_targets(config, registry)``; it is called once, from
-``pytest_configure``, after the url/sim targets of the command line are in the registry and
-before the plugin decides whether the embedded simulator is the default target, probes targets
-and prints the header::
+Adding a provider (how ``containers/plugin.py`` adds kind ``"image"``): implement the hook
+``pytest_ollama_register_targets(config, registry)`` (``hookspecs.py``); it is called once,
+from ``pytest_configure``, after the url/sim targets of the command line are in the registry
+and before the default target is chosen, targets are probed and the header is printed::
 
     def pytest_ollama_register_targets(config, registry):
         registry.add_provider("image", ContainerProvider(...))
-        for ref in config.getoption("ollama_image") or []:
-            registry.add_target(Target(id="4beecd8", kind="image", ref=ref, image=info))
+        registry.add_target(Target(id="4beecd8", kind="image", ref=ref, image=info))
 
-A provider may also define ``describe(target, endpoint) -> str`` for its header line (``endpoint``
+A provider whose ``starts_at_configure`` is true is started for the header before tests run
+(the url and sim providers); others start on first use. A provider may also define
+``describe(target, endpoint) -> str`` for its header line (``endpoint``
 is the started env-less endpoint or ``None``); without it the header says "starts on first use".
 ``Endpoint.logs_path`` (or ``log_source``) is attached to the report of every failing test
 that used the endpoint. Errors a user can fix are raised as :class:`TargetError` with a
@@ -30,51 +28,39 @@ one-line message.
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
-from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
-from pytest_ollama_regress.dialects import deadlines
+from pytest_ollama_regress.dialects import DEFAULT as DEFAULT_DIALECT
 
 if TYPE_CHECKING:
-    from pytest_ollama_regress.containers.provider import ImageInfo
+    from pytest_ollama_regress.containers.engine import ImageInfo
     from pytest_ollama_regress.suite.expectations import Expectations
 
 __all__ = [
     "DEFAULT_SIM_PROFILE",
-    "REGISTRY_KEY",
     "TARGET_FIXTURE",
     "Endpoint",
     "Provider",
-    "SimProvider",
     "Target",
     "TargetError",
     "TargetInfo",
     "TargetParam",
     "TargetRegistry",
-    "UrlProvider",
     "env_key",
-    "probe_version",
     "registry_of",
-    "sim_targets",
     "target_id_of",
     "target_param_of",
-    "url_target",
 ]
 
 DEFAULT_SIM_PROFILE = "good"
 TARGET_FIXTURE = "ollama_target"
 LOG_TAIL_LINES = 60
-URL_ENV_SKIP = (
-    "--ollama-url targets run with the server's own environment; use --ollama-image or --ollama-sim"
-)
 
 EnvKey = tuple[tuple[str, str], ...]
 
@@ -83,7 +69,7 @@ class TargetError(Exception):
     """A target cannot be used; the message is one line that names the fix."""
 
 
-def _one_line(text: object) -> str:
+def one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
@@ -101,6 +87,8 @@ class Target:
     ref: str
     image: ImageInfo | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: the server family: how it is probed, described and talked to
+    dialect: str = DEFAULT_DIALECT
 
 
 @dataclass
@@ -112,6 +100,10 @@ class Endpoint:
     env: dict[str, str]
     logs_path: Path | None = None
     log_source: Callable[[int], list[str]] | None = field(default=None, repr=False, compare=False)
+    #: the env of the server is what was asked for (not so for servers somebody else runs)
+    env_known: bool = True
+    #: an in-process simulator: memory-heavy requests cost nothing
+    simulated: bool = False
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str | None:
         """The last ``lines`` log lines of this server, or ``None`` when it keeps no log."""
@@ -184,6 +176,18 @@ class TargetInfo:
         return self.endpoint.logs_path
 
     @property
+    def dialect(self) -> str:
+        return self.target.dialect
+
+    @property
+    def env_known(self) -> bool:
+        return self.endpoint.env_known
+
+    @property
+    def simulated(self) -> bool:
+        return self.endpoint.simulated
+
+    @property
     def expect(self) -> Expectations:
         """The version rules of this target's server (see :mod:`~.expectations`)."""
         from pytest_ollama_regress.suite.expectations import Expectations
@@ -226,215 +230,6 @@ class Provider(Protocol):
     def endpoint(self, target: Target, env: Mapping[str, str]) -> Endpoint: ...
 
     def close(self) -> None: ...
-
-
-def probe_version(url: str, *, timeout: float, what: str | None = None) -> str:
-    """``GET /api/version`` of ``url``, all of it within ``timeout`` (a trickling body too);
-    a one-line :class:`TargetError` when it is no Ollama."""
-    name = what or url
-    try:
-        # Certificates only matter for https; skipping their load makes an http probe ~50x faster.
-        verify = url.startswith("https:")
-        with deadlines.limits(total=timeout), httpx.Client(
-            transport=deadlines.transport(verify=verify),
-            timeout=timeout,
-            trust_env=False,
-            follow_redirects=False,
-        ) as http:
-            response = http.get(url.rstrip("/") + "/api/version")
-    except httpx.TimeoutException as exc:
-        raise TargetError(
-            f"{name}: no answer from GET /api/version within {timeout:g} s "
-            f"({type(exc).__name__}); check the address or raise --ollama-connect-timeout"
-        ) from None
-    except httpx.HTTPError as exc:
-        raise TargetError(
-            f"{name}: cannot connect ({_one_line(exc) or type(exc).__name__}); start the server "
-            "or fix the address"
-        ) from None
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    version = data.get("version") if isinstance(data, dict) else None
-    if response.status_code != 200 or not isinstance(version, str):
-        ctype = response.headers.get("content-type", "no content type").split(";")[0]
-        raise TargetError(
-            f"{name}: not an Ollama server (GET /api/version gave HTTP {response.status_code} "
-            f'{ctype}, not JSON with a "version"); point it at Ollama\'s API (port 11434 by '
-            "default)"
-        )
-    return version
-
-
-def url_target(text: str, source: str = "--ollama-url") -> Target:
-    """A target for an Ollama URL such as ``http://127.0.0.1:11434``."""
-    fix = "write it as http://HOST:PORT, e.g. http://127.0.0.1:11434"
-    raw = text.strip()
-    try:
-        parts = urlsplit(raw)
-        port = parts.port
-    except ValueError as exc:
-        raise TargetError(f"{source} {raw!r} is malformed ({_one_line(exc)}); {fix}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise TargetError(f"{source} {raw!r} is not an http(s) URL with a host; {fix}")
-    if parts.query or parts.fragment:
-        raise TargetError(f"{source} {raw!r} has a query or fragment; {fix}")
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    netloc = host if port is None else f"{host}:{port}"
-    path = parts.path.rstrip("/")
-    auth = parts.netloc.rpartition("@")[0]
-    url = f"{parts.scheme}://{auth + '@' if auth else ''}{netloc}{path}"
-    return Target(id=f"{netloc}{path}", kind="url", ref=raw, metadata={"url": url})
-
-
-def sim_targets(
-    specs: Iterable[tuple[str, str]], default_version: str | None = None, *, default: bool = False
-) -> list[Target]:
-    """Targets for ``PROFILE[@VERSION]`` specs given as ``(spec, source)`` pairs.
-
-    ``default_version`` (the simulator's ``DEFAULT_VERSION`` when ``None``) applies to specs
-    without ``@VERSION``. Ids are ``sim-<profile>``, with ``-<version>`` when the specs ask for several versions.
-    """
-    specs = list(specs)
-    if not specs:
-        return []
-    try:
-        from pytest_ollama_regress.sim import DEFAULT_VERSION, PROFILES, check_version
-    except ImportError as exc:
-        raise TargetError(f"the simulator cannot be loaded ({_one_line(exc)})") from None
-
-    default_version = default_version or DEFAULT_VERSION
-    wanted: list[tuple[str, str]] = []
-    for spec, source in specs:
-        profile, _, version = spec.strip().partition("@")
-        version = version or default_version
-        if profile not in PROFILES:
-            hint = (
-                "; write --ollama-sim=PROFILE (a bare --ollama-sim takes the next argument)"
-                if "/" in profile or profile.endswith(".py")
-                else ""
-            )
-            raise TargetError(
-                f"{source} {spec!r}: unknown simulator profile {profile!r}; choose one of: "
-                f"{', '.join(PROFILES)}{hint}"
-            )
-        try:
-            check_version(version)
-        except ValueError as exc:
-            raise TargetError(f"{source} {spec!r}: {_one_line(exc)}") from None
-        if (profile, version) not in wanted:
-            wanted.append((profile, version))
-    versioned = len({version for _, version in wanted}) > 1
-    return [
-        Target(
-            id=f"sim-{profile}-{version}" if versioned else f"sim-{profile}",
-            kind="sim",
-            ref=f"{profile}@{version}" if versioned else profile,
-            metadata={"profile": profile, "sim_version": version, "default": default},
-        )
-        for profile, version in wanted
-    ]
-
-
-class UrlProvider:
-    """Servers run by somebody else: probed once, never started, env cannot be chosen."""
-
-    kind = "url"
-
-    def __init__(self, probe_timeout: float = 5.0) -> None:
-        self.probe_timeout = probe_timeout
-
-    def endpoint(self, target: Target, env: Mapping[str, str]) -> Endpoint:
-        if env:
-            pytest.skip(URL_ENV_SKIP)
-        url = target.metadata.get("url", target.ref)
-        version = probe_version(url, timeout=self.probe_timeout, what=f"--ollama-url {target.ref}")
-        return Endpoint(url=url, server_version=version, env={})
-
-    def describe(self, target: Target, endpoint: Endpoint | None) -> str:
-        version = endpoint.server_version if endpoint else "not probed"
-        return f"{target.metadata.get('url', target.ref)}, Ollama {version}"
-
-    def close(self) -> None:
-        """Nothing to stop: the server is not ours."""
-
-
-class SimProvider:
-    """The project's simulator, in process: one ``SimServer`` per distinct env."""
-
-    kind = "sim"
-
-    def __init__(self, probe_timeout: float = 5.0) -> None:
-        self.probe_timeout = probe_timeout
-        #: environment of every simulator (``--ollama-env``); ``ollama_env`` markers win
-        self.base_env: dict[str, str] = {}
-        self._stack = contextlib.ExitStack()
-        self._lock = threading.Lock()
-        self.servers: list[Any] = []
-
-    def endpoint(self, target: Target, env: Mapping[str, str]) -> Endpoint:
-        profile = target.metadata.get("profile", target.ref)
-        version = target.metadata.get("sim_version")
-        env = {**self.base_env, **env}
-        kwargs: dict[str, Any] = {
-            "profile": profile,
-            "env": env,
-            "host": "127.0.0.1",
-            "log_stream": _Discard(),
-        }
-        if version:
-            kwargs["version"] = version
-        try:
-            from pytest_ollama_regress.sim import SimServer
-
-            server = SimServer(port=0, **kwargs)
-            with self._lock:
-                self._stack.enter_context(server)
-                self.servers.append(server)
-        except (ImportError, OSError, ValueError, RuntimeError) as exc:
-            raise TargetError(
-                f"simulator {target.id} (env {dict(env) or '{}'}) did not start: "
-                f"{type(exc).__name__}: {_one_line(exc)}"
-            ) from None
-        reported = probe_version(
-            server.url, timeout=self.probe_timeout, what=f"simulator {target.id}"
-        )
-        return Endpoint(
-            url=server.url,
-            server_version=reported,
-            env=dict(env),
-            log_source=_sim_log_source(server),
-        )
-
-    def describe(self, target: Target, endpoint: Endpoint | None) -> str:
-        profile = target.metadata.get("profile", target.ref)
-        if endpoint is None:
-            return f"embedded simulator, profile {profile}, starts on first use"
-        return f"embedded simulator, profile {profile}, Ollama {endpoint.server_version} at {endpoint.url}"
-
-    def close(self) -> None:
-        with self._lock:
-            self.servers.clear()
-            self._stack.close()
-
-
-class _Discard:
-    """A text stream that drops what it is given (the log tail is kept by the server)."""
-
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-
-def _sim_log_source(server: Any) -> Callable[[int], list[str]] | None:
-    """The simulator's recent log lines, if this ``SimServer`` keeps them."""
-    log_lines = getattr(server, "log_lines", None)
-    if not callable(log_lines):
-        return None
-    return lambda n: [str(line) for line in log_lines()[-n:]]
 
 
 class TargetRegistry:
@@ -538,9 +333,9 @@ class TargetRegistry:
         provider = self._providers.get(target.kind)
         describe = getattr(provider, "describe", None)
         if callable(describe):
-            return _one_line(describe(target, endpoint))
+            return one_line(describe(target, endpoint))
         if endpoint is not None:
-            return f"{target.kind} {target.ref}, Ollama {endpoint.server_version} at {endpoint.url}"
+            return f"{target.kind} {target.ref}, {describe_server(target, endpoint)} at {endpoint.url}"
         return f"{target.kind} {target.ref}, starts on first use"
 
     def close(self) -> None:
@@ -560,12 +355,16 @@ class TargetRegistry:
             raise errors[0]
 
 
-REGISTRY_KEY = pytest.StashKey[TargetRegistry]()
+def describe_server(target: Target, endpoint: Endpoint) -> str:
+    """``Ollama 0.12.6``: the target's server family and version."""
+    from pytest_ollama_regress.dialects import get
+
+    return get(target.dialect).describe(endpoint.server_version)
 
 
 def registry_of(config: pytest.Config) -> TargetRegistry:
-    """The session's registry, created on first use (so any plugin may reach it early)."""
-    registry = config.stash.get(REGISTRY_KEY, None)
-    if registry is None:
-        registry = config.stash[REGISTRY_KEY] = TargetRegistry()
-    return registry
+    """The session's registry (in the session state; created on first use, so any plugin may
+    reach it early)."""
+    from pytest_ollama_regress.session import session_of
+
+    return session_of(config).registry

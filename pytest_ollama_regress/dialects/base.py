@@ -1,0 +1,54 @@
+"""The dialect protocol: how to probe, describe, list models and talk to one kind of server.
+
+A target carries its dialect's name (``Target.dialect``); everything that depends on the
+server family asks the dialect instead of comparing names. Suite modules state the dialects
+they need with ``pytest.mark.requires_dialect("ollama")``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["Dialect", "DialectError", "Timeouts"]
+
+
+class DialectError(Exception):
+    """A server cannot be reached or is not of the dialect; one line that names the fix."""
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """The session's timeouts (``--ollama-connect-timeout``, ``--ollama-timeout``,
+    ``--ollama-request-timeout``)."""
+
+    connect: float = 5.0
+    stall: float = 120.0
+    request: float = 600.0
+
+
+@runtime_checkable
+class Dialect(Protocol):
+    """One server family."""
+
+    #: the name targets carry, e.g. ``"ollama"``
+    name: str
+    #: what the family is called in messages and headers, e.g. ``"Ollama"``
+    title: str
+
+    def probe(self, url: str, *, timeout: float, what: str) -> str:
+        """The server's version string, all of it within ``timeout``; :class:`DialectError`
+        naming the fix when nothing (or another kind of server) answers."""
+        ...
+
+    def client(self, url: str, timeouts: Timeouts) -> Any:
+        """A client for the server at ``url`` (closed with ``close()``)."""
+        ...
+
+    def capabilities(self, client: Any) -> dict[str, list[str]]:
+        """Each model the server offers, with its capabilities (``vision``, ``completion``...)."""
+        ...
+
+    def describe(self, version: str) -> str:
+        """The server in a header line, e.g. ``"Ollama 0.12.6"``."""
+        ...

@@ -1,0 +1,55 @@
+"""The built-in checks, declared once: marker name, help, whether the inventory gives it a
+status column. The suite's modules take their marks from here (``CHECKS["vision"].mark``), the
+suite plugin registers the markers, the inventory reads its default columns.
+
+Adding a check: a row here and a ``test_<name>.py`` module in this package whose
+``pytestmark`` is ``checks.marks("<name>")``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+__all__ = ["CHECKS", "Check", "marks", "tracked_markers"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One built-in check (a marker selecting one module of the suite)."""
+
+    name: str
+    help: str
+    #: the inventory gives it a status column by default
+    tracked: bool = True
+    #: the server dialects its module knows how to test
+    dialects: tuple[str, ...] = ("ollama",)
+
+    @property
+    def mark(self) -> pytest.MarkDecorator:
+        return getattr(pytest.mark, self.name)
+
+
+CHECKS: dict[str, Check] = {check.name: check for check in (
+    Check("vision", "image counting via the debug render, [img-N] tags, history images, the "
+          "model saw the picture, invalid images -> 400, images to a non-vision model"),
+    Check("debug_render", "rendered templates snapshotted per image; --ollama-baseline diffs "
+          "them against the baseline image"),
+    Check("numctx", "/api/ps context_length against the num_ctx policy, OLLAMA_NUM_PARALLEL, "
+          "reloads, truncation, truncate:false"),
+    Check("ttft", "time to first token (short/long prompts, warm/cold) through "
+          "pytest-benchmark; --ollama-ttft-max-regression gates candidates against the "
+          "baseline"),
+)}
+
+
+def marks(name: str) -> list[pytest.MarkDecorator]:
+    """The ``pytestmark`` of a check's module: its marker and the dialects it needs."""
+    check = CHECKS[name]
+    return [check.mark, pytest.mark.requires_dialect(*check.dialects)]
+
+
+def tracked_markers() -> tuple[str, ...]:
+    """The markers the inventory has a status column for by default."""
+    return tuple(name for name, check in CHECKS.items() if check.tracked)

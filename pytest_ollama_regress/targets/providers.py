@@ -1,0 +1,215 @@
+"""The built-in providers: servers somebody else runs (``--ollama-url``) and the embedded
+simulator (``--ollama-sim``); the target constructors their options use."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from pytest_ollama_regress.dialects import DEFAULT as DEFAULT_DIALECT
+from pytest_ollama_regress.dialects import DialectError
+from pytest_ollama_regress.dialects import get as get_dialect
+from pytest_ollama_regress.targets.registry import (
+    Endpoint,
+    Target,
+    TargetError,
+    one_line,
+)
+
+__all__ = ["SimProvider", "UrlProvider", "probe_version", "sim_targets", "url_target"]
+
+URL_ENV_SKIP = (
+    "--ollama-url targets run with the server's own environment; use --ollama-image or --ollama-sim"
+)
+
+
+def probe_version(url: str, *, timeout: float, what: str | None = None,
+                  dialect: str = DEFAULT_DIALECT) -> str:
+    """The version the server at ``url`` reports, asked the way its dialect asks (Ollama:
+    ``GET /api/version``), all of it within ``timeout``; a one-line :class:`TargetError`
+    when it does not answer as that kind of server."""
+    try:
+        return get_dialect(dialect).probe(url, timeout=timeout, what=what or url)
+    except DialectError as exc:
+        raise TargetError(str(exc)) from None
+
+
+def url_target(text: str, source: str = "--ollama-url") -> Target:
+    """A target for an Ollama URL such as ``http://127.0.0.1:11434``."""
+    fix = "write it as http://HOST:PORT, e.g. http://127.0.0.1:11434"
+    raw = text.strip()
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError as exc:
+        raise TargetError(f"{source} {raw!r} is malformed ({one_line(exc)}); {fix}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise TargetError(f"{source} {raw!r} is not an http(s) URL with a host; {fix}")
+    if parts.query or parts.fragment:
+        raise TargetError(f"{source} {raw!r} has a query or fragment; {fix}")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    netloc = host if port is None else f"{host}:{port}"
+    path = parts.path.rstrip("/")
+    auth = parts.netloc.rpartition("@")[0]
+    url = f"{parts.scheme}://{auth + '@' if auth else ''}{netloc}{path}"
+    return Target(id=f"{netloc}{path}", kind="url", ref=raw, metadata={"url": url})
+
+
+def sim_targets(
+    specs: Iterable[tuple[str, str]], default_version: str | None = None, *, default: bool = False
+) -> list[Target]:
+    """Targets for ``PROFILE[@VERSION]`` specs given as ``(spec, source)`` pairs.
+
+    ``default_version`` (the simulator's ``DEFAULT_VERSION`` when ``None``) applies to specs
+    without ``@VERSION``. Ids are ``sim-<profile>``, with ``-<version>`` when the specs ask for several versions.
+    """
+    specs = list(specs)
+    if not specs:
+        return []
+    try:
+        from pytest_ollama_regress.sim import DEFAULT_VERSION, PROFILES, check_version
+    except ImportError as exc:
+        raise TargetError(f"the simulator cannot be loaded ({one_line(exc)})") from None
+
+    default_version = default_version or DEFAULT_VERSION
+    wanted: list[tuple[str, str]] = []
+    for spec, source in specs:
+        profile, _, version = spec.strip().partition("@")
+        version = version or default_version
+        if profile not in PROFILES:
+            hint = (
+                "; write --ollama-sim=PROFILE (a bare --ollama-sim takes the next argument)"
+                if "/" in profile or profile.endswith(".py")
+                else ""
+            )
+            raise TargetError(
+                f"{source} {spec!r}: unknown simulator profile {profile!r}; choose one of: "
+                f"{', '.join(PROFILES)}{hint}"
+            )
+        try:
+            check_version(version)
+        except ValueError as exc:
+            raise TargetError(f"{source} {spec!r}: {one_line(exc)}") from None
+        if (profile, version) not in wanted:
+            wanted.append((profile, version))
+    versioned = len({version for _, version in wanted}) > 1
+    return [
+        Target(
+            id=f"sim-{profile}-{version}" if versioned else f"sim-{profile}",
+            kind="sim",
+            ref=f"{profile}@{version}" if versioned else profile,
+            metadata={"profile": profile, "sim_version": version, "default": default},
+        )
+        for profile, version in wanted
+    ]
+
+
+class UrlProvider:
+    """Servers run by somebody else: probed once, never started, env cannot be chosen."""
+
+    kind = "url"
+    #: probed when the session is configured (the header shows its version)
+    starts_at_configure = True
+
+    def __init__(self, probe_timeout: float = 5.0) -> None:
+        self.probe_timeout = probe_timeout
+
+    def endpoint(self, target: Target, env: Mapping[str, str]) -> Endpoint:
+        if env:
+            pytest.skip(URL_ENV_SKIP)
+        url = target.metadata.get("url", target.ref)
+        version = probe_version(url, timeout=self.probe_timeout, what=f"--ollama-url {target.ref}",
+                                dialect=target.dialect)
+        return Endpoint(url=url, server_version=version, env={}, env_known=False)
+
+    def describe(self, target: Target, endpoint: Endpoint | None) -> str:
+        version = endpoint.server_version if endpoint else "not probed"
+        return f"{target.metadata.get('url', target.ref)}, {get_dialect(target.dialect).describe(version)}"
+
+    def close(self) -> None:
+        """Nothing to stop: the server is not ours."""
+
+
+class SimProvider:
+    """The project's simulator, in process: one ``SimServer`` per distinct env."""
+
+    kind = "sim"
+    #: started when the session is configured (the header shows its version)
+    starts_at_configure = True
+
+    def __init__(self, probe_timeout: float = 5.0) -> None:
+        self.probe_timeout = probe_timeout
+        #: environment of every simulator (``--ollama-env``); ``ollama_env`` markers win
+        self.base_env: dict[str, str] = {}
+        self._stack = contextlib.ExitStack()
+        self._lock = threading.Lock()
+        self.servers: list[Any] = []
+
+    def endpoint(self, target: Target, env: Mapping[str, str]) -> Endpoint:
+        profile = target.metadata.get("profile", target.ref)
+        version = target.metadata.get("sim_version")
+        env = {**self.base_env, **env}
+        kwargs: dict[str, Any] = {
+            "profile": profile,
+            "env": env,
+            "host": "127.0.0.1",
+            "log_stream": _Discard(),
+        }
+        if version:
+            kwargs["version"] = version
+        try:
+            from pytest_ollama_regress.sim import SimServer
+
+            server = SimServer(port=0, **kwargs)
+            with self._lock:
+                self._stack.enter_context(server)
+                self.servers.append(server)
+        except (ImportError, OSError, ValueError, RuntimeError) as exc:
+            raise TargetError(
+                f"simulator {target.id} (env {dict(env) or '{}'}) did not start: "
+                f"{type(exc).__name__}: {one_line(exc)}"
+            ) from None
+        reported = probe_version(
+            server.url, timeout=self.probe_timeout, what=f"simulator {target.id}"
+        )
+        return Endpoint(
+            url=server.url,
+            server_version=reported,
+            env=dict(env),
+            log_source=_sim_log_source(server),
+            simulated=True,
+        )
+
+    def describe(self, target: Target, endpoint: Endpoint | None) -> str:
+        profile = target.metadata.get("profile", target.ref)
+        if endpoint is None:
+            return f"embedded simulator, profile {profile}, starts on first use"
+        return f"embedded simulator, profile {profile}, Ollama {endpoint.server_version} at {endpoint.url}"
+
+    def close(self) -> None:
+        with self._lock:
+            self.servers.clear()
+            self._stack.close()
+
+
+class _Discard:
+    """A text stream that drops what it is given (the log tail is kept by the server)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def _sim_log_source(server: Any) -> Callable[[int], list[str]] | None:
+    """The simulator's recent log lines, if this ``SimServer`` keeps them."""
+    log_lines = getattr(server, "log_lines", None)
+    if not callable(log_lines):
+        return None
+    return lambda n: [str(line) for line in log_lines()[-n:]]
