@@ -107,7 +107,7 @@ def _given(option: Option, value: Any) -> bool:
 
 def _raw(config: pytest.Config, option: Option) -> tuple[Any, str, bool]:
     cli = config.getoption(option.name, None)
-    if _given(option, cli):
+    if cli is not None and cli != []:  # an explicit empty value is given too
         return cli, option.flag, True
     if option.env and os.environ.get(option.env, "").strip():
         text = os.environ[option.env]
@@ -141,7 +141,9 @@ def read(config: pytest.Config, option: Option) -> Value:
         return Value(option.parse(raw), source, given)
     except ValueError as exc:
         shown = " ".join(raw) if isinstance(raw, list) else raw
-        raise pytest.UsageError(f"{source} {shown!r}: {' '.join(str(exc).split())}") from None
+        reason = " ".join(str(exc).split())
+        joint = " " if reason.startswith("is ") else ": "
+        raise pytest.UsageError(f"{source} {shown!r}{joint}{reason}") from None
 
 
 def read_all(config: pytest.Config, options: Sequence[Option]) -> dict[str, Value]:

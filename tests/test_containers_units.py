@@ -217,7 +217,8 @@ def _no_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         (["--ollama-image", "x:1", "--ollama-env", "1BAD=x"], "expected KEY=VALUE"),
         (["--ollama-image", "x:1", "--ollama-env", "OLLAMA_HOST=0.0.0.0"], "OLLAMA_HOST is set by"),
         (["--ollama-image", "x:1", "--ollama-gpus", "lots"], "--ollama-gpus 'lots'"),
-        (["--ollama-image", "x:1", "--ollama-start-timeout", "0"], "must be positive"),
+        (["--ollama-image", "x:1", "--ollama-start-timeout", "0"],
+         "--ollama-start-timeout '0': give a positive number of seconds"),
     ],
 )
 def test_bad_options_are_usage_errors(pytester, monkeypatch, tmp_path, args, expected) -> None:

@@ -17,7 +17,8 @@ import pytest
 
 from pytest_ollama_regress.dialects import deadlines
 from pytest_ollama_regress.dialects.ollama_client import OllamaClient, OllamaError
-from pytest_ollama_regress.targets.registry import TargetError, probe_version
+from pytest_ollama_regress.targets.providers import probe_version
+from pytest_ollama_regress.targets.registry import TargetError
 
 SLACK = 1.5  # a loaded 2-core machine
 

@@ -122,7 +122,8 @@ PROVIDER_CONFTEST = """
 import pathlib
 import pytest
 from pytest_ollama_regress.sim import SimServer
-from pytest_ollama_regress.targets.registry import Endpoint, Target, probe_version
+from pytest_ollama_regress.targets.providers import probe_version
+from pytest_ollama_regress.targets.registry import Endpoint, Target
 
 
 class LocalProvider:
@@ -225,7 +226,7 @@ def test_passing_tests_get_no_log_section(pytester: pytest.Pytester) -> None:
 def test_sims_started_before_a_usage_error_are_stopped(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(
         """
-        from pytest_ollama_regress.targets.registry import url_target
+        from pytest_ollama_regress.targets.providers import url_target
 
         def pytest_ollama_register_targets(config, registry):
             registry.add_target(url_target("http://127.0.0.1:9"))

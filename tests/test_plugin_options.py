@@ -66,11 +66,14 @@ def test_markers_are_registered_with_descriptions(pytester: pytest.Pytester) -> 
 
 
 SETTINGS_TEST = """
-from pytest_ollama_regress.targets.plugin import settings_of
+from pytest_ollama_regress.catalogue.settings import CatalogueSettings
+from pytest_ollama_regress.session import session_of
+from pytest_ollama_regress.targets.settings import TargetSettings
 
 def test_settings(request, ollama, ollama_target):
-    s = settings_of(request.config)
-    print("SETTINGS", s.sim_version, s.model, s.vision_model, s.timeout, s.connect_timeout,
+    s = session_of(request.config).get(TargetSettings)
+    c = session_of(request.config).get(CatalogueSettings)
+    print("SETTINGS", s.sim_version, c.model, c.vision_model, s.timeout, s.connect_timeout,
           s.strict, ",".join(t for t, _ in s.sims) or "-", ollama_target.id, ollama_target.server_version)
     print("CLIENT", ollama.stall_timeout, ollama.connect_timeout)
 """
@@ -224,8 +227,9 @@ def test_unknown_version(pytester: pytest.Pytester, args: list[str], where: str)
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["--ollama-timeout=0"], "--ollama-timeout must be a positive number"),
-        (["-o", "ollama_connect_timeout=soon"], "ini ollama_connect_timeout = 'soon'"),
+        (["--ollama-timeout=0"], "--ollama-timeout '0': give a positive number of seconds"),
+        (["-o", "ollama_connect_timeout=soon"],
+         "ini ollama_connect_timeout 'soon' is not a number of seconds"),
     ],
 )
 def test_bad_timeouts(pytester: pytest.Pytester, args: list[str], words: str) -> None:

@@ -8,18 +8,20 @@ from pathlib import Path
 import pytest
 
 from pytest_ollama_regress.sim import DEFAULT_VERSION, PROFILES
+from pytest_ollama_regress.targets.providers import (
+    SimProvider,
+    UrlProvider,
+    probe_version,
+    sim_targets,
+    url_target,
+)
 from pytest_ollama_regress.targets.registry import (
     Endpoint,
-    SimProvider,
     Target,
     TargetError,
     TargetInfo,
     TargetRegistry,
-    UrlProvider,
     env_key,
-    probe_version,
-    sim_targets,
-    url_target,
 )
 
 

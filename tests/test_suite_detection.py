@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from pytest_ollama_regress.sim import PROFILES
-from pytest_ollama_regress.targets.registry import sim_targets
+from pytest_ollama_regress.targets.providers import sim_targets
 
 RUN_OPTIONS = ("-p", "no:cacheprovider", "--ollama-ttft-rounds=3", "--ollama-ttft-warmup=0")
 COUNTS = ("1-image", "2-image", "3-image")

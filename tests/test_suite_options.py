@@ -8,7 +8,7 @@ import pytest
 
 from pytest_ollama_regress.dialects.ollama_client import OllamaClient
 from pytest_ollama_regress.sim import SimServer
-from pytest_ollama_regress.suite.plugin import parse_max_regression
+from pytest_ollama_regress.suite.settings import parse_max_regression
 
 SUITE = ("--pyargs", "pytest_ollama_regress.suite", "-p", "no:cacheprovider")
 
@@ -24,16 +24,16 @@ def _not_an_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     ("args", "ini", "message"),
     [
         (("--ollama-numctx-policy=fancy",), "",
-         "--ollama-numctx-policy: unknown num_ctx policy 'fancy': use "
+         "--ollama-numctx-policy 'fancy': unknown num_ctx policy: use "
          "--ollama-numctx-policy=stock or =dynamic"),
-        ((), "ollama_numctx_policy = fancy", "ini ollama_numctx_policy: unknown num_ctx policy"),
+        ((), "ollama_numctx_policy = fancy", "ini ollama_numctx_policy 'fancy': unknown num_ctx policy"),
         (("--ollama-ttft-max-regression=abc",), "",
-         "--ollama-ttft-max-regression='abc' is not a percentage: write e.g."),
+         "--ollama-ttft-max-regression 'abc' is not a percentage: write e.g."),
         (("--ollama-ttft-max-regression=-5%",), "", "is not a percentage"),
         ((), "ollama_ttft_max_regression = fifteen",
-         "ini ollama_ttft_max_regression='fifteen' is not a percentage"),
-        (("--ollama-ttft-rounds=0",), "", "--ollama-ttft-rounds='0': give a whole number >= 1"),
-        (("--ollama-ttft-warmup=x",), "", "--ollama-ttft-warmup='x': give a whole number >= 0"),
+         "ini ollama_ttft_max_regression 'fifteen' is not a percentage"),
+        (("--ollama-ttft-rounds=0",), "", "--ollama-ttft-rounds '0': give a whole number >= 1"),
+        (("--ollama-ttft-warmup=x",), "", "--ollama-ttft-warmup 'x': give a whole number >= 0"),
         (("--ollama-sim=good", "--ollama-baseline=sim-nope"), "",
          "--ollama-baseline 'sim-nope' is not among the targets (sim-good)"),
     ],

@@ -29,7 +29,7 @@ class CatalogueSettings:
 def read_settings(config: pytest.Config) -> CatalogueSettings:
     """The catalogue's settings; a bad ``--ollama-model`` is a one-line ``UsageError``."""
     v = read_all(config, OPTIONS)
-    model = v["ollama_model"].value or None
+    model = v["ollama_model"].value if v["ollama_model"].given else None
     try:
         selector = parse_model_selector(model)
     except ValueError as exc:

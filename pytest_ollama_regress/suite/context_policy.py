@@ -223,7 +223,5 @@ def get_policy(name: str) -> Policy:
         return StockPolicy()
     if key == DYNAMIC:
         return DynamicPolicy()
-    raise ValueError(
-        f"unknown num_ctx policy {name!r}: use --ollama-numctx-policy=stock or =dynamic "
-        "(ini: ollama_numctx_policy)"
-    )
+    raise ValueError("unknown num_ctx policy: use --ollama-numctx-policy=stock or =dynamic "
+                     "(ini: ollama_numctx_policy)")
