@@ -5,6 +5,10 @@ Each capability registers its own options, markers, fixtures and hooks in a modu
 ``_pytest`` package does with its features.
 """
 
+import pytest
+
+from pytest_ollama_regress import hookspecs
+
 pytest_plugins = [
     "pytest_ollama_regress.cmdline",
     "pytest_ollama_regress.targets.plugin",
@@ -14,3 +18,8 @@ pytest_plugins = [
     "pytest_ollama_regress.inventory.plugin",
     "pytest_ollama_regress.placement.plugin",
 ]
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Register every hook the plugin adds (:mod:`pytest_ollama_regress.hookspecs`)."""
+    pluginmanager.add_hookspecs(hookspecs)

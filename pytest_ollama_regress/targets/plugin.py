@@ -48,14 +48,6 @@ MARKERS = (
 )
 
 
-class OllamaTargetHookSpecs:
-    """Hooks this plugin adds (registered through ``pytest_addhooks``)."""
-
-    @pytest.hookspec
-    def pytest_ollama_register_targets(self, config: pytest.Config, registry: TargetRegistry):
-        """Add providers and targets to ``registry`` (called once from ``pytest_configure``)."""
-
-
 @dataclass
 class Settings:
     """The ollama options, from the command line or else the ini file."""
@@ -79,10 +71,6 @@ class _State:
 
 
 _STATE_KEY = pytest.StashKey[_State]()
-
-
-def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    pluginmanager.add_hookspecs(OllamaTargetHookSpecs)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
