@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from pytest_ollama_regress.inventory.boundary import find_boundary
-from pytest_ollama_regress.inventory.reports import (
+from pytest_ollama_regress.inventory.formats import (
     append_step_summary,
     output_format,
     terminal_lines,

@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from pytest_ollama_regress.inventory.boundary import DEFAULT_DIFF_PATHS, ORDERS, find_boundary
-from pytest_ollama_regress.inventory.reports import (
-    TABLE_SUFFIXES,
-    append_step_summary,
+from pytest_ollama_regress.inventory.formats import (
+    InventoryReport,
+    TextFormat,
+    builtin_formats,
+    step_summary,
     terminal_lines,
-    to_csv,
-    to_json,
-    to_markdown,
 )
 from pytest_ollama_regress.inventory.table import (
     DEFAULT_MARKERS,
@@ -28,7 +27,11 @@ from pytest_ollama_regress.inventory.table import (
     split_names,
 )
 
-FORMATS = ("table", "csv", "json", "md")
+#: The text formats by name (``--format``); pictures need a file, not stdout.
+TEXT_FORMATS: dict[str, TextFormat] = {
+    f.name: f for f in builtin_formats().formats if isinstance(f, TextFormat)
+}
+FORMATS = ("table", *TEXT_FORMATS)
 
 
 def register(subparsers: Any) -> None:
@@ -104,26 +107,29 @@ def _inspect(refs: Sequence[str]) -> list[InventoryRow]:
     return rows
 
 
+def _output_format(path: str) -> TextFormat | None:
+    """The text format ``-o``'s suffix names, or None."""
+    suffix = Path(path).suffix.lower()
+    return next((f for f in TEXT_FORMATS.values() if suffix in f.suffixes), None)
+
+
 def run_inventory(args: argparse.Namespace) -> int:
-    fmt = args.format
-    if fmt is None and args.output:
-        fmt = TABLE_SUFFIXES.get(Path(args.output).suffix.lower())
+    fmt = TEXT_FORMATS.get(args.format or "")
+    if args.format is None and args.output:
+        fmt = _output_format(args.output)
         if fmt is None:
-            return _fail(f"-o {args.output}: unknown suffix; use .csv, .json or .md, or --format")
-    fmt = fmt or "table"
+            suffixes = [f.suffixes[0] for f in TEXT_FORMATS.values()]
+            return _fail(f"-o {args.output}: unknown suffix; use {', '.join(suffixes[:-1])} or "
+                         f"{suffixes[-1]}, or --format")
     markers = split_names(args.markers) or ["vision"]
     try:
-        rows = _inspect(args.refs)
+        report = InventoryReport(_inspect(args.refs), markers)
     except InventoryError as exc:
         return _fail(str(exc))
-    if fmt == "csv":
-        text = to_csv(rows, markers)
-    elif fmt == "json":
-        text = to_json(rows, markers)
-    elif fmt == "md":
-        text = to_markdown(rows, markers)
+    if fmt is None:
+        text = "\n".join(terminal_lines(report.rows, report.markers)) + "\n"
     else:
-        text = "\n".join(terminal_lines(rows, markers)) + "\n"
+        text = fmt.render(report)
     if args.output:
         try:
             Path(args.output).write_text(text, encoding="utf-8", newline="")
@@ -150,14 +156,14 @@ def run_boundary(args: argparse.Namespace) -> int:
         found = find_boundary(rows, selected or None, args.order, option="--order")
     except InventoryError as exc:
         return _fail(str(exc))
-    markers = selected or columns
-    for line in terminal_lines(found.rows, markers):
+    report = InventoryReport(found.rows, selected or columns, found, paths)
+    for line in terminal_lines(report.rows, report.markers):
         print(line)
     print()
     for line in found.lines(paths):
         print(line)
     try:
-        append_step_summary(to_markdown(found.rows, markers, found, paths))
+        step_summary(report)
     except OSError as exc:
         return _fail(f"GITHUB_STEP_SUMMARY: cannot append ({exc.strerror or exc})")
     return 0

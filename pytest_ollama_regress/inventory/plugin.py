@@ -4,7 +4,8 @@ Every test report of a test that runs against a target carries the target id, it
 markers and the server version (``report.ollama_inventory``, so pytest-xdist brings them to
 the controller). At the end the terminal summary shows one row per target, the boundary line
 and the git diff command; ``--ollama-inventory`` writes the same as CSV / JSON / Markdown (or a
-PNG / SVG picture), and with ``GITHUB_STEP_SUMMARY`` set the Markdown is appended there.
+PNG / SVG picture, or a format a ``pytest_ollama_inventory_formats`` hook adds: see
+:mod:`pytest_ollama_regress.inventory.formats`), and with ``GITHUB_STEP_SUMMARY`` set the Markdown is appended there.
 
 ``--ollama-bisect`` orders the tests by target in the search order of
 :mod:`pytest_ollama_regress.inventory.bisection` and skips, before any fixture is set up (so no container
@@ -26,11 +27,13 @@ from pytest_ollama_regress.inventory.boundary import (
     order_rows,
     verdict,
 )
-from pytest_ollama_regress.inventory.reports import (
-    append_step_summary,
-    terminal_lines,
-    to_markdown,
-    write_inventory,
+from pytest_ollama_regress.inventory.formats import (
+    BisectSummary,
+    FormatRegistry,
+    InventoryReport,
+    builtin_formats,
+    report_lines,
+    step_summary,
 )
 from pytest_ollama_regress.inventory.settings import OPTIONS, InventorySettings, read_settings
 from pytest_ollama_regress.inventory.table import (
@@ -55,6 +58,7 @@ class InventoryState:
     """What the run collected, per target id."""
 
     settings: InventorySettings
+    formats: FormatRegistry = field(default_factory=builtin_formats)
     statuses: dict[str, dict[str, MarkerStatus]] = field(default_factory=dict)
     servers: dict[str, str] = field(default_factory=dict)
     behaviours: dict[str, str] = field(default_factory=dict)
@@ -63,8 +67,7 @@ class InventoryState:
     ttft: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     bisect: BisectState | None = None
     probing: str | None = None
-    rows: list[InventoryRow] = field(default_factory=list)
-    boundary: Boundary | None = None
+    report: InventoryReport | None = None
     written: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -81,6 +84,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser, OPTIONS)
 
 
+def read_formats(config: pytest.Config) -> FormatRegistry:
+    """The built-in report formats and those the ``pytest_ollama_inventory_formats`` hook
+    adds; a taken suffix raises :class:`InventoryError`."""
+    formats = builtin_formats()
+    config.hook.pytest_ollama_inventory_formats(config=config, formats=formats)
+    return formats
+
+
 def _xdist_active(config: pytest.Config) -> bool:
     return bool(getattr(config.option, "numprocesses", None)) or (
         getattr(config.option, "dist", "no") not in ("no", None)
@@ -92,7 +103,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if no_session(config):
         return
     try:
-        state = InventoryState(read_settings(config))
+        formats = read_formats(config)
+        state = InventoryState(read_settings(config, formats), formats)
         if state.settings.bisect and _xdist_active(config) and not hasattr(config, "workerinput"):
             raise InventoryError("--ollama-bisect needs one process: drop -n / --dist")
     except InventoryError as exc:
@@ -260,39 +272,36 @@ class InventoryPlugin:
         except InventoryError as exc:
             state.errors.append(str(exc))
             found = None
-        state.rows = found.rows if found is not None else rows
-        state.boundary = found if found is not None and len(rows) > 1 else None
-        paths = state.settings.diff_paths
+        bisect = state.bisect
+        report = state.report = InventoryReport(
+            rows=found.rows if found is not None else rows,
+            markers=markers,
+            boundary=found if found is not None and len(rows) > 1 else None,
+            diff_paths=state.settings.diff_paths,
+            bisect=BisectSummary(tuple(bisect.ids), tuple(bisect.probed), tuple(bisect.skipped))
+            if bisect is not None else None,
+            ttft=state.ttft,
+        )
         for path in state.settings.outputs:
             try:
-                written = write_inventory(path, state.rows, markers, state.boundary, paths,
-                                          state.ttft)
+                written = state.formats.write(report, path)
             except (OSError, InventoryError) as exc:
                 state.errors.append(f"--ollama-inventory {path}: {exc}")
             else:
                 state.written += [str(p) for p in written]
         try:
-            append_step_summary(to_markdown(state.rows, markers, state.boundary, paths))
+            step_summary(report)
         except OSError as exc:
             state.errors.append(f"GITHUB_STEP_SUMMARY: {exc}")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         state = self.state
-        if not state.rows:
+        if state.report is None or not state.report.rows:
             return
         tr = terminalreporter
         tr.write_sep("=", "ollama inventory")
-        for line in terminal_lines(state.rows, self.columns()):
+        for line in report_lines(state.report):
             tr.write_line(line)
-        if state.boundary is not None:
-            for line in state.boundary.lines(state.settings.diff_paths):
-                tr.write_line(line)
-        if state.bisect is not None:
-            bis = state.bisect
-            tr.write_line(
-                f"bisect: tested {len(bis.probed)} of {len(bis.ids)} images "
-                f"({' '.join(bis.probed) or 'none'}); not tested: {' '.join(bis.skipped) or 'none'}"
-            )
         for path in state.written:
             tr.write_line(f"inventory written: {path}")
         for error in state.errors:

@@ -7,18 +7,14 @@ from dataclasses import dataclass
 import pytest
 
 from pytest_ollama_regress.inventory.boundary import DEFAULT_DIFF_PATHS
-from pytest_ollama_regress.inventory.reports import (
-    PLOT_SUFFIXES,
-    output_format,
-    require_matplotlib,
-)
+from pytest_ollama_regress.inventory.formats import FormatRegistry
 from pytest_ollama_regress.inventory.table import DEFAULT_MARKERS, split_names
 from pytest_ollama_regress.options import Option, read_all
 
 OPTIONS = (
     Option("ollama_inventory", "write the image inventory (status per image and marker, "
-           "LKG/FKB) to PATH: .csv, .json, .md, or a picture .png/.svg (needs the plot extra); "
-           "repeatable", kind="args", metavar="PATH",
+           "LKG/FKB) to PATH: .csv, .json, .md, a picture .png/.svg (needs the plot extra), or "
+           "a suffix a pytest_ollama_inventory_formats hook adds; repeatable", kind="args", metavar="PATH",
            ini_help="inventory outputs (see --ollama-inventory)"),
     Option("ollama_order", "order of the images for LKG/FKB and bisection (default auto: "
            "created when every target has a created time, else as given)",
@@ -43,13 +39,13 @@ class InventorySettings:
     markers: list[str]
 
 
-def read_settings(config: pytest.Config) -> InventorySettings:
-    """The inventory's settings; bad values raise a one-line ``UsageError``/``InventoryError``."""
+def read_settings(config: pytest.Config, formats: FormatRegistry) -> InventorySettings:
+    """The inventory's settings; bad values (an output no format writes, or whose format
+    lacks what it needs) raise a one-line ``UsageError``/``InventoryError``."""
     v = read_all(config, OPTIONS)
     outputs = list(v["ollama_inventory"].value or [])
     for path in outputs:
-        if output_format(path) in PLOT_SUFFIXES.values():
-            require_matplotlib()
+        formats.format_for(path).requires()
     return InventorySettings(
         outputs=outputs,
         order=v["ollama_order"].value or "auto",
