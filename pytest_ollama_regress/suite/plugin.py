@@ -11,6 +11,7 @@ version rules of the current target), ``ollama_picture`` (pictures with known co
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -253,6 +254,15 @@ def _ollama_models_run(request: pytest.FixtureRequest) -> None:
                         f"{expect.server_version}: {rule('mllama runs').skip_reason(expect.server_version)}")
         if runs == {True, False}:
             pytest.skip(expect.ambiguous_reason(rule("mllama runs")))
+
+
+@pytest.fixture
+def ollama_record_ttft(request: pytest.FixtureRequest) -> Callable[[Iterable[float]], None]:
+    """``ollama_record_ttft(seconds)``: TTFT values (seconds) this test measured, for the
+    inventory's TTFT chart (``ollama_ttft`` records its own)."""
+    state = session_of(request.config)
+    nodeid = request.node.nodeid
+    return lambda seconds: state.ttft.add(nodeid, [float(s) for s in seconds])
 
 
 @pytest.fixture
