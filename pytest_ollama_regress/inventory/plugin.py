@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -26,14 +26,6 @@ from pytest_ollama_regress.inventory.boundary import (
     find_boundary,
     order_rows,
     verdict,
-)
-from pytest_ollama_regress.inventory.formats import (
-    BisectSummary,
-    FormatRegistry,
-    InventoryReport,
-    builtin_formats,
-    report_lines,
-    step_summary,
 )
 from pytest_ollama_regress.inventory.settings import OPTIONS, InventorySettings, read_settings
 from pytest_ollama_regress.inventory.table import (
@@ -49,6 +41,9 @@ from pytest_ollama_regress.session import session_of
 from pytest_ollama_regress.suite.behaviour import behaviour_note
 from pytest_ollama_regress.targets.registry import TARGET_FIXTURE, registry_of, target_id_of
 
+if TYPE_CHECKING:
+    from pytest_ollama_regress.inventory.formats import FormatRegistry, InventoryReport
+
 REPORT_ATTR = "ollama_inventory"
 PLUGIN_NAME = "ollama-inventory-session"
 
@@ -58,7 +53,8 @@ class InventoryState:
     """What the run collected, per target id."""
 
     settings: InventorySettings
-    formats: FormatRegistry = field(default_factory=builtin_formats)
+    #: the report formats, read only when outputs are asked for (a lighter start-up)
+    formats: FormatRegistry | None = None
     statuses: dict[str, dict[str, MarkerStatus]] = field(default_factory=dict)
     servers: dict[str, str] = field(default_factory=dict)
     behaviours: dict[str, str] = field(default_factory=dict)
@@ -87,6 +83,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def read_formats(config: pytest.Config) -> FormatRegistry:
     """The built-in report formats and those the ``pytest_ollama_inventory_formats`` hook
     adds; a taken suffix raises :class:`InventoryError`."""
+    from pytest_ollama_regress.inventory.formats import builtin_formats
+
     formats = builtin_formats()
     config.hook.pytest_ollama_inventory_formats(config=config, formats=formats)
     return formats
@@ -103,8 +101,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if no_session(config):
         return
     try:
-        formats = read_formats(config)
-        state = InventoryState(read_settings(config, formats), formats)
+        settings = read_settings(config)
+        formats = read_formats(config) if settings.outputs else None
+        for path in settings.outputs:
+            formats.format_for(path).requires()  # type: ignore[union-attr]
+        state = InventoryState(settings, formats)
         if state.settings.bisect and _xdist_active(config) and not hasattr(config, "workerinput"):
             raise InventoryError("--ollama-bisect needs one process: drop -n / --dist")
     except InventoryError as exc:
@@ -272,6 +273,12 @@ class InventoryPlugin:
         except InventoryError as exc:
             state.errors.append(str(exc))
             found = None
+        from pytest_ollama_regress.inventory.formats import (
+            BisectSummary,
+            InventoryReport,
+            step_summary,
+        )
+
         bisect = state.bisect
         report = state.report = InventoryReport(
             rows=found.rows if found is not None else rows,
@@ -284,7 +291,7 @@ class InventoryPlugin:
         )
         for path in state.settings.outputs:
             try:
-                written = state.formats.write(report, path)
+                written = state.formats.write(report, path)  # type: ignore[union-attr]
             except (OSError, InventoryError) as exc:
                 state.errors.append(f"--ollama-inventory {path}: {exc}")
             else:
@@ -298,6 +305,8 @@ class InventoryPlugin:
         state = self.state
         if state.report is None or not state.report.rows:
             return
+        from pytest_ollama_regress.inventory.formats import report_lines
+
         tr = terminalreporter
         tr.write_sep("=", "ollama inventory")
         for line in report_lines(state.report):

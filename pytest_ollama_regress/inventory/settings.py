@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import pytest
 
 from pytest_ollama_regress.inventory.boundary import DEFAULT_DIFF_PATHS
-from pytest_ollama_regress.inventory.formats import FormatRegistry
 from pytest_ollama_regress.inventory.table import DEFAULT_MARKERS, split_names
 from pytest_ollama_regress.options import Option, read_all
 
@@ -39,13 +38,11 @@ class InventorySettings:
     markers: list[str]
 
 
-def read_settings(config: pytest.Config, formats: FormatRegistry) -> InventorySettings:
-    """The inventory's settings; bad values (an output no format writes, or whose format
-    lacks what it needs) raise a one-line ``UsageError``/``InventoryError``."""
+def read_settings(config: pytest.Config) -> InventorySettings:
+    """The inventory's settings (the plugin checks each output's format); bad values raise a
+    one-line ``UsageError``."""
     v = read_all(config, OPTIONS)
     outputs = list(v["ollama_inventory"].value or [])
-    for path in outputs:
-        formats.format_for(path).requires()
     return InventorySettings(
         outputs=outputs,
         order=v["ollama_order"].value or "auto",
