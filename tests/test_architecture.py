@@ -10,7 +10,7 @@ import pytest
 import pytest_ollama_regress
 from pytest_ollama_regress import dialects
 from pytest_ollama_regress.dialects.base import Dialect
-from pytest_ollama_regress.suite.checks import CHECKS
+from pytest_ollama_regress.suite.checks import CHECKS, module_name
 
 PACKAGE = Path(pytest_ollama_regress.__file__).parent
 MODULES = sorted(p for p in PACKAGE.rglob("*.py") if "sim" not in p.relative_to(PACKAGE).parts)
@@ -58,10 +58,13 @@ def test_options_are_declared_only_in_tables(path: Path) -> None:
     assert ".addoption(" not in source and ".addini(" not in source
 
 
-def test_every_check_has_its_module_and_marks() -> None:
-    for name in CHECKS:
-        module = PACKAGE / "suite" / f"test_{name}.py"
-        assert f'pytestmark = marks("{name}")' in module.read_text(), name
+def test_every_check_has_its_module_and_marks_per_dialect() -> None:
+    for name, check in CHECKS.items():
+        for dialect in check.dialects:
+            text = (PACKAGE / "suite" / module_name(name, dialect)).read_text()
+            wanted = (f'pytestmark = marks("{name}")' if dialect == "ollama"
+                      else f'pytestmark = marks("{name}", "{dialect}")')
+            assert wanted in text, (name, dialect)
 
 
 def test_builtin_dialects_satisfy_the_protocol() -> None:
@@ -71,7 +74,7 @@ def test_builtin_dialects_satisfy_the_protocol() -> None:
 
 
 def test_unknown_dialect_names_the_known_ones() -> None:
-    with pytest.raises(dialects.DialectError, match="known: ollama"):
+    with pytest.raises(dialects.DialectError, match="known: ollama, llama-server"):
         dialects.get("nosuch")
 
 

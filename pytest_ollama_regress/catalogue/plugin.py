@@ -155,9 +155,10 @@ def _matrix_entry(
 
 
 @pytest.fixture
-def ollama_models(request: pytest.FixtureRequest, ollama: Any) -> list[ModelEntry]:
-    """The discovered catalogue of the current target (``/api/tags`` + ``/api/show``)."""
-    return discovered(request.config, ollama)
+def ollama_models(request: pytest.FixtureRequest, ollama: Any,
+                  ollama_target: Any) -> list[ModelEntry]:
+    """The discovered catalogue of the current target (Ollama: ``/api/tags`` + ``/api/show``)."""
+    return discovered(request.config, ollama, ollama_target.dialect)
 
 
 @pytest.fixture
@@ -218,7 +219,8 @@ def _target_catalogues(config: pytest.Config) -> list[tuple[str, list[ModelEntry
 def _catalogue_of(config: pytest.Config, target_id: str) -> list[ModelEntry]:
     endpoint = registry_of(config).endpoint(target_id, {})
     target = registry_of(config).target(target_id)
-    return discovered(config, session_of(config).clients.client(endpoint.url, target.dialect))
+    return discovered(config, session_of(config).clients.client(endpoint.url, target.dialect),
+                      target.dialect)
 
 
 @pytest.hookimpl(trylast=True)

@@ -19,6 +19,7 @@ DEFAULT = "ollama"
 #: name -> "module:attribute" of the built-in dialects
 BUILTIN: dict[str, str] = {
     "ollama": "pytest_ollama_regress.dialects.ollama:OLLAMA",
+    "llama-server": "pytest_ollama_regress.dialects.llama_server:LLAMA_SERVER",
 }
 _loaded: dict[str, Dialect] = {}
 

@@ -49,6 +49,10 @@ class Dialect(Protocol):
         """Each model the server offers, with its capabilities (``vision``, ``completion``...)."""
         ...
 
+    def catalogue(self, client: Any) -> list[Any]:
+        """The server's models as ``catalogue.names.ModelEntry`` items, in its order."""
+        ...
+
     def describe(self, version: str) -> str:
         """The server in a header line, e.g. ``"Ollama 0.12.6"``."""
         ...

@@ -73,6 +73,11 @@ class OllamaDialect:
             found[name] = list(client.show(name).get("capabilities") or [])
         return found
 
+    def catalogue(self, client: Any) -> list[Any]:
+        from pytest_ollama_regress.catalogue.names import discover
+
+        return discover(client)
+
     def describe(self, version: str) -> str:
         return f"Ollama {version}"
 

@@ -104,7 +104,7 @@ def _stamping_transport(limits: httpx.Limits) -> tuple[httpx.HTTPTransport, bool
     return transport, enforced
 
 
-def _read_stamp(response: httpx.Response) -> _StampedStream | None:
+def read_stamp(response: httpx.Response) -> _StampedStream | None:
     stream = response.extensions.get("network_stream")
     return stream if isinstance(stream, _StampedStream) else None
 
@@ -503,7 +503,7 @@ class OllamaClient:
             response = self._http.send(request, stream=True)
         except httpx.TransportError as exc:
             raise self._transport_error(exc, url, in_stream=False) from None
-        stamped = _read_stamp(response)
+        stamped = read_stamp(response)
         # no read has happened since the one that completed the headers
         timing.first_byte_ns = stamped.last_read_ns if stamped else time.perf_counter_ns()
         timing.stamp_source = "read" if stamped else "line"
@@ -567,7 +567,7 @@ class OllamaClient:
         with self._whole():
             response, url = self._open("POST", path, payload, timing)
             body = self._read_all(response, url)
-        stamped = _read_stamp(response)
+        stamped = read_stamp(response)
         t = stamped.last_read_ns if stamped else time.perf_counter_ns()
         obj = self._parse_line(body, response, url)
         if "error" in obj:
@@ -604,7 +604,7 @@ class OllamaClient:
     ) -> Completion:
         """Read an NDJSON inference stream, stamping every line (see ``StreamTiming``)."""
         perf = time.perf_counter_ns
-        stamped = _read_stamp(response)
+        stamped = read_stamp(response)
         loads = json.loads
         arrivals = timing.chunk_arrivals_ns
         tokens = timing.token_arrivals_ns

@@ -2,8 +2,9 @@
 status column. The suite's modules take their marks from here (``CHECKS["vision"].mark``), the
 suite plugin registers the markers, the inventory reads its default columns.
 
-Adding a check: a row here and a ``test_<name>.py`` module in this package whose
-``pytestmark`` is ``checks.marks("<name>")``.
+Adding a check: a row here and, per dialect it knows, a module in this package whose
+``pytestmark`` is ``marks("<name>", "<dialect>")``: ``test_<name>.py`` for Ollama,
+``test_<name>_<dialect with _>.py`` for another (``test_numctx_llama_server.py``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
-__all__ = ["CHECKS", "Check", "marks", "tracked_markers"]
+__all__ = ["CHECKS", "Check", "marks", "module_name", "tracked_markers"]
 
 
 @dataclass(frozen=True)
@@ -23,8 +24,8 @@ class Check:
     help: str
     #: the inventory gives it a status column by default
     tracked: bool = True
-    #: the server dialects its module knows how to test
-    dialects: tuple[str, ...] = ("ollama",)
+    #: the server dialects it has a module for
+    dialects: tuple[str, ...] = ("ollama", "llama-server")
 
     @property
     def mark(self) -> pytest.MarkDecorator:
@@ -44,10 +45,18 @@ CHECKS: dict[str, Check] = {check.name: check for check in (
 )}
 
 
-def marks(name: str) -> list[pytest.MarkDecorator]:
-    """The ``pytestmark`` of a check's module: its marker and the dialects it needs."""
+def marks(name: str, dialect: str = "ollama") -> list[pytest.MarkDecorator]:
+    """The ``pytestmark`` of a check's module for one dialect: its marker and the dialect."""
     check = CHECKS[name]
-    return [check.mark, pytest.mark.requires_dialect(*check.dialects)]
+    if dialect not in check.dialects:
+        raise ValueError(f"check {name!r} declares no module for dialect {dialect!r}")
+    return [check.mark, pytest.mark.requires_dialect(dialect)]
+
+
+def module_name(name: str, dialect: str) -> str:
+    """The file of a check's module for ``dialect``."""
+    suffix = "" if dialect == "ollama" else "_" + dialect.replace("-", "_")
+    return f"test_{name}{suffix}.py"
 
 
 def tracked_markers() -> tuple[str, ...]:

@@ -41,6 +41,7 @@ from pytest_ollama_regress.suite.ttft_probe import (
     TtftStore,
     summary_lines,
 )
+from pytest_ollama_regress.suite.ttft_requests import requests_for
 from pytest_ollama_regress.targets.registry import (
     TargetError,
     TargetInfo,
@@ -58,11 +59,16 @@ class Baseline:
     info: TargetInfo
     client: Any
     is_current: bool
-    expect: Expectations
+    config: pytest.Config
 
     @property
     def id(self) -> str:
         return self.info.id
+
+    @property
+    def expect(self) -> Expectations:
+        """What the baseline promises (Ollama releases; built on first use)."""
+        return expectations_for(self.config, self.info, self.client)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -180,7 +186,7 @@ def expectations_for(config: pytest.Config, info: TargetInfo, client: Any) -> Ex
             expect = Expectations.for_version(info.server_version, stated)
         except ValueError as exc:
             pytest.fail(f"{info.id}: {exc}", pytrace=False)
-        entry = first_with(discovered(config, client), "completion")
+        entry = first_with(discovered(config, client, info.dialect), "completion")
         cache[key] = expect.with_probes(probe(client, entry.name if entry else None))
     return cache[key]
 
@@ -238,8 +244,10 @@ def _ollama_models_run(request: pytest.FixtureRequest) -> None:
     """Skip a test whose model the target's release cannot load at all (mllama from v0.30,
     §16.3), naming the rule, instead of failing it."""
     names = [n for n in ("ollama_model", "ollama_vision_model") if n in request.fixturenames]
-    if not names or "ollama_target" not in request.fixturenames:
-        return
+    needs = request.node.get_closest_marker("requires_dialect")
+    if not names or "ollama_target" not in request.fixturenames or (
+            needs is not None and "ollama" not in needs.args):
+        return  # the release rules are Ollama's
     from pytest_ollama_regress.suite.expectations import rule
     from pytest_ollama_regress.suite.model_facts import ModelFacts
 
@@ -314,7 +322,7 @@ def ollama_baseline(request: pytest.FixtureRequest,
     info = TargetInfo(registry.target(settings.baseline_id), endpoint)
     client = session_of(request.config).clients.client(endpoint.url, info.dialect)
     return Baseline(info, client, is_current=settings.baseline_id == ollama_target.id,
-                    expect=expectations_for(request.config, info, client))
+                    config=request.config)
 
 
 @pytest.fixture
@@ -333,7 +341,8 @@ def ollama_ttft(request: pytest.FixtureRequest, benchmark: Any, ollama: Any,
     nodeid = request.node.nodeid
     return TtftProbe(ollama, ollama_target, benchmark, clock, _ttft_store(state),
                      s.ttft_rounds, s.ttft_warmup, s.max_regression, ollama_baseline,
-                     on_result=lambda result: state.ttft.add(nodeid, result.seconds))
+                     on_result=lambda result: state.ttft.add(nodeid, result.seconds),
+                     requests=requests_for(ollama_target.dialect))
 
 
 # -- reporting ---------------------------------------------------------------------------------

@@ -31,10 +31,12 @@ import pytest
 
 from pytest_ollama_regress.dialects.timing import percentiles
 from pytest_ollama_regress.suite.expectations import TTFT_OVERHEAD_SLACK_NS, rule
-from pytest_ollama_regress.suite.model_facts import ModelFacts
+from pytest_ollama_regress.suite.ttft_requests import (
+    PROBE_OPTIONS,
+    TtftRequests,
+    requests_for,
+)
 
-PROBE_OPTIONS: dict[str, Any] = {"temperature": 0, "seed": 7, "num_predict": 8}
-KEEP_ALIVE = "10m"
 PERCENTILES = (50, 95, 99)
 _WORDS = (
     "river", "stone", "light", "window", "garden", "paper", "engine", "winter", "signal",
@@ -259,33 +261,20 @@ def case_key(case: str, model: str, env: dict[str, str]) -> str:
     return f"{case}|{model}|{env_part}"
 
 
-@dataclass(frozen=True)
-class ThinkPlan:
-    """What to send as ``think`` and whether the model thinks anyway (gpt-oss)."""
-
-    think: bool | None
-    always_thinks: bool
-
-
-def probe_think(client: Any, model: str) -> ThinkPlan:
-    """``think: false`` for a model with the ``thinking`` capability (TTFT is the first
-    answer token, not the first thought); the field is not sent otherwise. A model that
-    ignores it (gpt-oss) is measured to its first token of either kind."""
-    facts = ModelFacts.from_show(model, client.show(model))
-    return ThinkPlan(False if "thinking" in facts.capabilities else None, facts.always_thinks)
-
-
 def sample_rounds(client: Any, model: str, kind: str, *, cold: bool, rounds: int,
-                  warmup: int, options: dict[str, Any] | None = None) -> list[TtftSample]:
+                  warmup: int, options: dict[str, Any] | None = None,
+                  requests: TtftRequests | None = None) -> list[TtftSample]:
     """Measure ``rounds`` requests (after ``warmup``) without pytest-benchmark."""
+    requests = requests or requests_for("ollama")
     samples = []
-    plan = probe_think(client, model)
+    plan = requests.plan(client, model)
+    opts = dict(options or PROBE_OPTIONS)
+    if not cold:
+        requests.prime(client, model)
     for round_no in range(warmup + rounds):
-        if cold:
-            client.unload(model)
-        completion = client.generate(model, probe_prompt(kind, round_no),
-                                     options=options or PROBE_OPTIONS, keep_alive=KEEP_ALIVE,
-                                     think=plan.think)
+        requests.before_round(client, model, cold=cold)
+        completion = requests.send(client, model, requests.prompt(kind, round_no, cold=cold),
+                                   plan, cold=cold, options=opts)
         if round_no >= warmup:
             samples.append(TtftSample.from_completion(completion, plan.always_thinks))
     return samples
@@ -306,31 +295,33 @@ class TtftProbe:
     baseline: Any = None  # suite.plugin.Baseline or None
     #: told every result (the session's TTFT record, which the inventory reads)
     on_result: Callable[[TtftResult], None] | None = None
+    #: how rounds are sent to this target's dialect
+    requests: TtftRequests = field(default_factory=lambda: requests_for("ollama"))
 
     def measure(self, model: str, kind: str, *, cold: bool, case: str | None = None,
                 options: dict[str, Any] | None = None) -> TtftResult:
         """Benchmark TTFT of ``kind`` prompts on ``model`` (cold: unloaded before each round)."""
         case = case or f"{kind}-{'cold' if cold else 'warm'}"
         opts = dict(options or PROBE_OPTIONS)
-        plan = probe_think(self.client, model)
+        requests = self.requests
+        plan = requests.plan(self.client, model)
         samples: list[TtftSample] = []
         counter = iter(range(10**9))
 
         def setup() -> tuple[tuple[str], dict[str, Any]]:
-            if cold:
-                self.client.unload(model)
-            return (probe_prompt(kind, next(counter)),), {}
+            requests.before_round(self.client, model, cold=cold)
+            return (requests.prompt(kind, next(counter), cold=cold),), {}
 
         def request(prompt: str) -> Any:
-            completion = self.client.generate(model, prompt, options=opts,
-                                              keep_alive=KEEP_ALIVE, think=plan.think)
+            completion = requests.send(self.client, model, prompt, plan, cold=cold,
+                                       options=opts)
             sample = TtftSample.from_completion(completion, plan.always_thinks)
             samples.append(sample)
             self.clock.record(sample.ttft_ns / 1e9)
             return completion
 
         if not cold:  # the first warm round must not pay for a load left by earlier tests
-            self.client.generate(model, "", options=opts, keep_alive=KEEP_ALIVE)
+            requests.prime(self.client, model)
         self.benchmark.group = f"ttft {case}"
         self.benchmark.pedantic(request, setup=setup, rounds=self.rounds,
                                 warmup_rounds=self.warmup, iterations=1)
@@ -361,7 +352,8 @@ class TtftProbe:
             median = stored.median_ttft_ns
         else:  # the baseline's own test did not run first: measure it here, same procedure
             samples = sample_rounds(baseline.client, result.model, kind, cold=cold,
-                                    rounds=self.rounds, warmup=self.warmup, options=options)
+                                    rounds=self.rounds, warmup=self.warmup, options=options,
+                                    requests=requests_for(baseline.info.dialect))
             median = _median([s.ttft_ns for s in samples])
         return Comparison(baseline.id, median, result.median_ttft_ns, self.max_regression)
 

@@ -234,11 +234,19 @@ def _stated_expectations(config: pytest.Config, info: TargetInfo) -> Any:
     return Expectations.for_version(info.server_version, stated_release(stated, info.id, labels))
 
 
-def _marker_skip(config: pytest.Config, item: pytest.Item, info: TargetInfo) -> None:
+def _dialect_skip(item: pytest.Item) -> None:
+    """Before any fixture: a test for another server family is skipped, naming it."""
+    param = target_param_of(item)
+    if param is None:
+        return
+    target = registry_of(item.config).target(param.target_id)
     for mark in item.iter_markers("requires_dialect"):
-        if info.dialect not in mark.args:
-            pytest.skip(f"{info.id} speaks the {info.dialect} dialect; this test needs "
+        if target.dialect not in mark.args:
+            pytest.skip(f"{target.id} speaks the {target.dialect} dialect; this test needs "
                         f"{' or '.join(mark.args)}")
+
+
+def _marker_skip(config: pytest.Config, item: pytest.Item, info: TargetInfo) -> None:
     for mark in item.iter_markers("min_version"):
         required = parse_version(mark.args[0])
         expect = _stated_expectations(config, info)
@@ -263,6 +271,7 @@ def _marker_skip(config: pytest.Config, item: pytest.Item, info: TargetInfo) -> 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Any:
+    _dialect_skip(item)
     result = yield
     funcargs = getattr(item, "funcargs", {})
     info = funcargs.get(TARGET_FIXTURE)

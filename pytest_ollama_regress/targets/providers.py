@@ -14,6 +14,7 @@ import pytest
 from pytest_ollama_regress.dialects import DEFAULT as DEFAULT_DIALECT
 from pytest_ollama_regress.dialects import DialectError
 from pytest_ollama_regress.dialects import get as get_dialect
+from pytest_ollama_regress.dialects import names as dialect_names
 from pytest_ollama_regress.targets.registry import (
     Endpoint,
     Target,
@@ -40,9 +41,17 @@ def probe_version(url: str, *, timeout: float, what: str | None = None,
 
 
 def url_target(text: str, source: str = "--ollama-url") -> Target:
-    """A target for an Ollama URL such as ``http://127.0.0.1:11434``."""
+    """A target for a server URL such as ``http://127.0.0.1:11434``; ``DIALECT+`` in front
+    (``llama-server+http://127.0.0.1:8080``) states its dialect, which is otherwise found by
+    probing (Ollama first)."""
     fix = "write it as http://HOST:PORT, e.g. http://127.0.0.1:11434"
-    raw = text.strip()
+    given = text.strip()
+    stated, plus, rest = given.partition("+")
+    raw = rest if plus and "://" not in stated and stated else given
+    dialect = stated if raw is not given else None
+    if dialect is not None and dialect not in dialect_names():
+        raise TargetError(f"{source} {given!r}: unknown server dialect {dialect!r}; write "
+                          f"{' or '.join(n + '+' for n in dialect_names())}http://HOST:PORT")
     try:
         parts = urlsplit(raw)
         port = parts.port
@@ -57,7 +66,9 @@ def url_target(text: str, source: str = "--ollama-url") -> Target:
     path = parts.path.rstrip("/")
     auth = parts.netloc.rpartition("@")[0]
     url = f"{parts.scheme}://{auth + '@' if auth else ''}{netloc}{path}"
-    return Target(id=f"{netloc}{path}", kind="url", ref=raw, metadata={"url": url})
+    return Target(id=f"{netloc}{path}", kind="url", ref=given,
+                  metadata={"url": url, "detect_dialect": dialect is None},
+                  dialect=dialect or DEFAULT_DIALECT)
 
 
 def sim_targets(
@@ -123,9 +134,28 @@ class UrlProvider:
         if env:
             pytest.skip(URL_ENV_SKIP)
         url = target.metadata.get("url", target.ref)
-        version = probe_version(url, timeout=self.probe_timeout, what=f"--ollama-url {target.ref}",
-                                dialect=target.dialect)
+        what = f"--ollama-url {target.ref}"
+        try:
+            version = probe_version(url, timeout=self.probe_timeout, what=what,
+                                    dialect=target.dialect)
+        except TargetError as first:
+            if not target.metadata.get("detect_dialect") or "cannot connect" in str(first):
+                raise
+            version = self._other_dialect(target, url, what, first)
         return Endpoint(url=url, server_version=version, env={}, env_known=False)
+
+    def _other_dialect(self, target: Target, url: str, what: str, first: TargetError) -> str:
+        """The version from the first other dialect that answers; the first error if none."""
+        for name in dialect_names():
+            if name == target.dialect:
+                continue
+            try:
+                version = probe_version(url, timeout=self.probe_timeout, what=what, dialect=name)
+            except TargetError:
+                continue
+            target.dialect = name
+            return version
+        raise first
 
     def describe(self, target: Target, endpoint: Endpoint | None) -> str:
         version = endpoint.server_version if endpoint else "not probed"
