@@ -159,7 +159,9 @@ def test_each_profile_fails_exactly_its_checks(pytester: pytest.Pytester,
     with subtests.test(msg="every check fails on some profile"):
         # the render checks compare with snapshots and baselines: shown by the runs below
         caught_by_other_runs = {"test_render_snapshot", "test_render_matches_baseline"}
-        ran = {o.test for o in outcomes}
+        # the checks of another server family (llama.cpp) skip on simulators: shown elsewhere
+        ran = {o.test for o in outcomes
+               if not (o.status == "skipped" and "dialect; this test needs" in o.message)}
         caught = {o.test for o in outcomes if o.status == "failed"}
         assert ran - caught == caught_by_other_runs
 
@@ -267,6 +269,6 @@ def test_every_model_family_raises_no_alarm(pytester: pytest.Pytester) -> None:
         "--ollama-env=OLLAMA_SIM_MODELS=all", "--ollama-model=all")
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) == 1, result.stdout.str()[-3000:]
-    result.stdout.fnmatch_lines([
-        "FAILED*test_literal_img_placeholder[[]sim-good-0.20.0-qwen3-vl-2b*",
-        "*rule: renderer [[]img[]] not replaced, 0.17.1 - 0.23.4 excluded*"])
+    # each on its own: whether the summary line carries the message depends on the width
+    result.stdout.fnmatch_lines(["*rule: renderer [[]img[]] not replaced, 0.17.1 - 0.23.4 excluded*"])
+    result.stdout.fnmatch_lines(["FAILED*test_literal_img_placeholder[[]sim-good-0.20.0-qwen3-vl-2b*"])
