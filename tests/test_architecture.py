@@ -93,3 +93,34 @@ def test_requires_dialect_skips_other_server_families(pytester: pytest.Pytester)
     result = pytester.runpytest("-rs")
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(["*sim-good speaks the ollama dialect; this test needs llama-server*"])
+
+
+def test_option_precedence_is_cli_then_env_then_ini(pytester: pytest.Pytester,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makeini("[pytest]\nollama_url = http://127.0.0.1:9\n")
+    pytester.makepyfile("""
+        from pytest_ollama_regress.session import session_of
+        from pytest_ollama_regress.targets.settings import TargetSettings
+
+        def test_x(request):
+            print("URLS", session_of(request.config).get(TargetSettings).urls)
+    """)
+    probe = "pytest_ollama_regress.targets.providers.probe_version"
+    monkeypatch.setattr(probe, lambda *a, **k: "0.12.6")
+    monkeypatch.setenv("OLLAMA_REGRESS_URL", "http://127.0.0.1:8 http://127.0.0.1:7")
+    result = pytester.runpytest_inprocess("-s")
+    result.stdout.fnmatch_lines(["*URLS [[]('http://127.0.0.1:8', 'env OLLAMA_REGRESS_URL'), "
+                                 "('http://127.0.0.1:7', 'env OLLAMA_REGRESS_URL')[]]*"])
+    result = pytester.runpytest_inprocess("-s", "--ollama-url=http://127.0.0.1:6")
+    result.stdout.fnmatch_lines(["*URLS [[]('http://127.0.0.1:6', '--ollama-url')[]]*"])
+    monkeypatch.delenv("OLLAMA_REGRESS_URL")
+    result = pytester.runpytest_inprocess("-s")
+    result.stdout.fnmatch_lines(["*URLS [[]('http://127.0.0.1:9', 'ini ollama_url')[]]*"])
+
+
+def test_unknown_dialect_prefix_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(ollama_target): pass")
+    result = pytester.runpytest("--ollama-url=vllm+http://127.0.0.1:9")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --ollama-url 'vllm+http://127.0.0.1:9': unknown server "
+                                 "dialect 'vllm'; write ollama+ or llama-server+http://HOST:PORT"])

@@ -35,8 +35,10 @@ def sim_version(raw: str) -> str:
 
 
 OPTIONS = (
-    Option("ollama_url", "an Ollama server to test, e.g. http://127.0.0.1:11434 (repeatable)",
-           kind="list", metavar="URL", ini_help="Ollama servers to test (one per line)"),
+    Option("ollama_url", "a server to test, e.g. http://127.0.0.1:11434; DIALECT+URL states "
+           "its family (llama-server+http://127.0.0.1:8080), else it is probed (repeatable)",
+           kind="list", metavar="URL", env="OLLAMA_REGRESS_URL",
+           ini_help="servers to test (one per line)"),
     Option("ollama_sim", "test the embedded simulator with this profile (default good; "
            "repeatable)", kind="list", metavar="PROFILE[@VERSION]", const=DEFAULT_SIM_PROFILE,
            ini_help="simulator profiles to test (one per line)"),
