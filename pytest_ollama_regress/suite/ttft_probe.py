@@ -270,7 +270,7 @@ def sample_rounds(client: Any, model: str, kind: str, *, cold: bool, rounds: int
     plan = requests.plan(client, model)
     opts = dict(options or PROBE_OPTIONS)
     if not cold:
-        requests.prime(client, model)
+        requests.prime(client, model, kind)
     for round_no in range(warmup + rounds):
         requests.before_round(client, model, cold=cold)
         completion = requests.send(client, model, requests.prompt(kind, round_no, cold=cold),
@@ -321,7 +321,7 @@ class TtftProbe:
             return completion
 
         if not cold:  # the first warm round must not pay for a load left by earlier tests
-            requests.prime(self.client, model)
+            requests.prime(self.client, model, kind)
         self.benchmark.group = f"ttft {case}"
         self.benchmark.pedantic(request, setup=setup, rounds=self.rounds,
                                 warmup_rounds=self.warmup, iterations=1)

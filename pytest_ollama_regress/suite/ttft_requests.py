@@ -32,8 +32,8 @@ class TtftRequests(Protocol):
 
     def plan(self, client: Any, model: str) -> ThinkPlan: ...
 
-    def prime(self, client: Any, model: str) -> None:
-        """Before warm rounds: what leaves the model ready (not measured)."""
+    def prime(self, client: Any, model: str, kind: str) -> None:
+        """Before warm rounds of ``kind`` prompts: what leaves the server ready (not measured)."""
 
     def before_round(self, client: Any, model: str, *, cold: bool) -> None: ...
 
@@ -53,7 +53,7 @@ class OllamaRequests:
         facts = ModelFacts.from_show(model, client.show(model))
         return ThinkPlan(False if "thinking" in facts.capabilities else None, facts.always_thinks)
 
-    def prime(self, client: Any, model: str) -> None:
+    def prime(self, client: Any, model: str, kind: str) -> None:
         client.generate(model, "", options=PROBE_OPTIONS, keep_alive=KEEP_ALIVE)
 
     def before_round(self, client: Any, model: str, *, cold: bool) -> None:
@@ -72,13 +72,17 @@ class OllamaRequests:
 
 
 class LlamaServerRequests:
-    """``/v1/chat/completions`` rounds; cold = ``cache_prompt: false``, warm = cache hit."""
+    """``/v1/chat/completions`` rounds; cold = ``cache_prompt: false``, warm = the server's
+    own prompt caching (on by default; an image started with ``--no-cache-prompt`` loses
+    it, which is what the gate should see)."""
 
     def plan(self, client: Any, model: str) -> ThinkPlan:
         return ThinkPlan(None, False)
 
-    def prime(self, client: Any, model: str) -> None:
-        """Nothing: the server holds its model from the start."""
+    def prime(self, client: Any, model: str, kind: str) -> None:
+        """Send the warm prompt once, so measured rounds can hit the prompt cache."""
+        self.send(client, model, self.prompt(kind, 0, cold=False), self.plan(client, model),
+                  cold=False, options=PROBE_OPTIONS)
 
     def before_round(self, client: Any, model: str, *, cold: bool) -> None:
         """Nothing: a cold round disables the prompt cache instead."""
@@ -91,7 +95,8 @@ class LlamaServerRequests:
     def send(self, client: Any, model: str, prompt: str, plan: ThinkPlan, *, cold: bool,
              options: dict[str, Any]) -> Any:
         sampling = {"temperature": options.get("temperature", 0), "seed": options.get("seed", 7),
-                    "max_tokens": options.get("num_predict", 8), "cache_prompt": not cold}
+                    "max_tokens": options.get("num_predict", 8),
+                    **({"cache_prompt": False} if cold else {})}
         return client.chat(model, [{"role": "user", "content": prompt}], options=sampling)
 
 
