@@ -62,7 +62,7 @@ def llama_server(files: tuple[Path, Path], *args: str) -> Iterator[str]:
     binary, model = files
     port = _free_port()
     process = subprocess.Popen(
-        [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-t", "2",
+        [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-t", "1",
          *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"

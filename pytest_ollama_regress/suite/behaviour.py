@@ -76,9 +76,12 @@ def behaviour_note(expect: Expectations) -> str:
     """``source build (0.0.0): release unknown; may be any of 10 releases; probed: debug
     render full``: the inventory's note and the summary line's body."""
     probes = ", ".join(f"{k} {v}" for k, v in sorted(expect.probes.items())) or "nothing"
+    described = expect.describe()
     releases = ("judged as " + str(expect.version) if expect.known else
                 f"may be any of {len(expect.releases)} releases")
-    return f"{expect.describe()}; {releases}; probed: {probes}"
+    if releases in described:  # "release candidate, judged as 0.33.0" says it already
+        return f"{described}; probed: {probes}"
+    return f"{described}; {releases}; probed: {probes}"
 
 
 def summary_line(target_id: str, expect: Expectations) -> str:
