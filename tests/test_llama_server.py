@@ -172,7 +172,7 @@ def test_changed_chat_template_fails_the_render_diff(pytester: pytest.Pytester,
                              f"--ollama-snapshot-dir={pytester.path / 'snaps'}")
     failed = _failed(outcomes)
     assert set(failed) == {
-        f"test_debug_render_llama_server::test_render_matches_baseline[{ids[2]}-{case}]"
+        f"test_debug_render_llama_server::test_template_render_matches_baseline[{ids[2]}-{case}]"
         for case in ("system-user", "multi-turn")}, failed
     message = next(iter(failed.values()))
     assert "renders" in message and "differently from baseline" in message
@@ -190,4 +190,4 @@ def test_prompt_cache_disabled_trips_the_ttft_gate_on_cache_hits_only(
                              f"--ollama-baseline={ids[0]}", "--ollama-ttft-max-regression=200%",
                              "--ollama-ttft-rounds=3", "-m", "ttft", "-k", "short")
     failed = _failed(outcomes)
-    assert set(failed) == {f"test_ttft_llama_server::test_ttft[{ids[2]}-short-hit]"}, failed
+    assert set(failed) == {f"test_ttft_llama_server::test_time_to_first_token[{ids[2]}-short-hit]"}, failed

@@ -68,7 +68,7 @@ def test_result_rules_and_table() -> None:
 def test_json_has_percentiles_and_extra_info(pytester: pytest.Pytester) -> None:
     out = pytester.path / "bench.json"
     result = pytester.runpytest_subprocess(*TTFT, "--ollama-sim=good", f"--benchmark-json={out}")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=4, skipped=4)  # llama.cpp's TTFT checks skip here
     result.stdout.fnmatch_lines(["*ollama ttft (ms)*", "target*case*p50*p95*p99*",
                                  "sim-good*short-warm*llama3.2:3b*3*"])
     benchmarks = json.loads(out.read_text())["benchmarks"]

@@ -34,7 +34,7 @@ def _render(client: Any, case: str) -> str:
 
 
 @pytest.mark.parametrize("case", CONVERSATIONS)
-def test_render_snapshot(ollama: Any, case: str, render_snapshot: Any) -> None:
+def test_template_render_snapshot(ollama: Any, case: str, render_snapshot: Any) -> None:
     rendered = _render(ollama, case)
     for message in CONVERSATIONS[case]:
         assert message["content"] in rendered, (
@@ -46,7 +46,7 @@ def test_render_snapshot(ollama: Any, case: str, render_snapshot: Any) -> None:
 
 
 @pytest.mark.parametrize("case", CONVERSATIONS)
-def test_render_matches_baseline(ollama: Any, ollama_target: Any, ollama_baseline: Any,
+def test_template_render_matches_baseline(ollama: Any, ollama_target: Any, ollama_baseline: Any,
                                  case: str) -> None:
     if ollama_baseline is None:
         pytest.skip("no --ollama-baseline: nothing to compare with")

@@ -16,7 +16,7 @@ pytestmark = marks("ttft", "llama-server")
 
 @pytest.mark.parametrize("cache", ["hit", "cold"])
 @pytest.mark.parametrize("prompt", ["short", "long"])
-def test_ttft(ollama_ttft: Any, ollama_model: str, prompt: str, cache: str) -> None:
+def test_time_to_first_token(ollama_ttft: Any, ollama_model: str, prompt: str, cache: str) -> None:
     result = ollama_ttft.measure(ollama_model, prompt, cold=cache == "cold",
                                  case=f"{prompt}-{'cold' if cache == 'cold' else 'cache-hit'}")
     ollama_ttft.check(result)
