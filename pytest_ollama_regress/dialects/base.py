@@ -7,10 +7,16 @@ they need with ``pytest.mark.requires_dialect("ollama")``.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Dialect", "DialectError", "Timeouts"]
+import httpx
+
+from pytest_ollama_regress.dialects import deadlines
+
+__all__ = ["Dialect", "DialectError", "Timeouts", "probe_client"]
 
 
 class DialectError(Exception):
@@ -56,3 +62,26 @@ class Dialect(Protocol):
     def describe(self, version: str) -> str:
         """The server in a header line, e.g. ``"Ollama 0.12.6"``."""
         ...
+
+
+@contextlib.contextmanager
+def probe_client(url: str, *, timeout: float, what: str, path: str) -> Iterator[httpx.Client]:
+    """An httpx client for a probe: all of it within ``timeout`` (a trickling body too);
+    transport failures become one-line :class:`DialectError` naming ``path`` and the fix."""
+    try:
+        # Certificates only matter for https; skipping their load makes a probe ~50x faster.
+        with deadlines.limits(total=timeout), httpx.Client(
+            transport=deadlines.transport(verify=url.startswith("https:")), timeout=timeout,
+            trust_env=False, follow_redirects=False,
+        ) as http:
+            yield http
+    except httpx.TimeoutException as exc:
+        raise DialectError(
+            f"{what}: no answer from GET {path} within {timeout:g} s "
+            f"({type(exc).__name__}); check the address or raise --ollama-connect-timeout"
+        ) from None
+    except httpx.HTTPError as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise DialectError(
+            f"{what}: cannot connect ({reason}); start the server or fix the address"
+        ) from None

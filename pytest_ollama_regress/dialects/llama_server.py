@@ -10,16 +10,11 @@ from typing import Any
 
 import httpx
 
-from pytest_ollama_regress.dialects import deadlines
-from pytest_ollama_regress.dialects.base import DialectError, Timeouts
+from pytest_ollama_regress.dialects.base import DialectError, Timeouts, probe_client
 
 __all__ = ["LLAMA_SERVER", "LlamaServerDialect"]
 
 LOADING_POLL_S = 0.1
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
 
 
 class LlamaServerDialect:
@@ -33,28 +28,13 @@ class LlamaServerDialect:
         ``/props`` ``build_info`` (e.g. ``b6123-abc1234``) as the version string."""
         base = url.rstrip("/")
         deadline = time.monotonic() + timeout
-        verify = url.startswith("https:")
-        try:
-            with deadlines.limits(total=timeout), httpx.Client(
-                transport=deadlines.transport(verify=verify), timeout=timeout, trust_env=False,
-                follow_redirects=False,
-            ) as http:
-                while True:
-                    health = http.get(base + "/health")
-                    if health.status_code != 503 or time.monotonic() > deadline:
-                        break
-                    time.sleep(LOADING_POLL_S)  # the model is still loading
-                props = http.get(base + "/props") if health.status_code == 200 else None
-        except httpx.TimeoutException as exc:
-            raise DialectError(
-                f"{what}: no answer from GET /health within {timeout:g} s "
-                f"({type(exc).__name__}); check the address or raise --ollama-connect-timeout"
-            ) from None
-        except httpx.HTTPError as exc:
-            raise DialectError(
-                f"{what}: cannot connect ({_one_line(exc) or type(exc).__name__}); start the "
-                "server or fix the address"
-            ) from None
+        with probe_client(url, timeout=timeout, what=what, path="/health") as http:
+            while True:
+                health = http.get(base + "/health")
+                if health.status_code != 503 or time.monotonic() > deadline:
+                    break
+                time.sleep(LOADING_POLL_S)  # the model is still loading
+            props = http.get(base + "/props") if health.status_code == 200 else None
         if health.status_code == 503:
             raise DialectError(f"{what}: llama-server still loading its model after "
                                f"{timeout:g} s (GET /health 503); raise --ollama-connect-timeout")

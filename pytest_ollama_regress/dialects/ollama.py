@@ -5,16 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
-from pytest_ollama_regress.dialects import deadlines
-from pytest_ollama_regress.dialects.base import DialectError, Timeouts
+from pytest_ollama_regress.dialects.base import DialectError, Timeouts, probe_client
 
 __all__ = ["OLLAMA", "OllamaDialect"]
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
 
 
 class OllamaDialect:
@@ -26,26 +19,8 @@ class OllamaDialect:
     def probe(self, url: str, *, timeout: float, what: str) -> str:
         """``GET /api/version`` of ``url``, all of it within ``timeout`` (a trickling body
         too)."""
-        try:
-            # Certificates only matter for https; skipping their load makes a probe ~50x faster.
-            verify = url.startswith("https:")
-            with deadlines.limits(total=timeout), httpx.Client(
-                transport=deadlines.transport(verify=verify),
-                timeout=timeout,
-                trust_env=False,
-                follow_redirects=False,
-            ) as http:
-                response = http.get(url.rstrip("/") + "/api/version")
-        except httpx.TimeoutException as exc:
-            raise DialectError(
-                f"{what}: no answer from GET /api/version within {timeout:g} s "
-                f"({type(exc).__name__}); check the address or raise --ollama-connect-timeout"
-            ) from None
-        except httpx.HTTPError as exc:
-            raise DialectError(
-                f"{what}: cannot connect ({_one_line(exc) or type(exc).__name__}); start the "
-                "server or fix the address"
-            ) from None
+        with probe_client(url, timeout=timeout, what=what, path="/api/version") as http:
+            response = http.get(url.rstrip("/") + "/api/version")
         try:
             data = response.json()
         except ValueError:
