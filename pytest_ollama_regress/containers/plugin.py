@@ -22,6 +22,7 @@ from pytest_ollama_regress.containers.engine import (
     DockerEngine,
     DockerError,
     EngineInfo,
+    ImageInfo,
     ImageNotFound,
     ImageRef,
     daemon_error,
@@ -33,12 +34,18 @@ from pytest_ollama_regress.containers.interrupts import stop_like_ctrl_c
 from pytest_ollama_regress.containers.provider import (
     ContainerProvider,
     ContainerSettings,
+    ContainerStartError,
     cpu_fallback_models,
+    models_env,
 )
 from pytest_ollama_regress.containers.reaper import Owner, ReapResult, reap, reap_workers
 from pytest_ollama_regress.containers.redact import env_text
 from pytest_ollama_regress.containers.settings import OPTIONS
 from pytest_ollama_regress.containers.settings import value as option_value
+from pytest_ollama_regress.dialects import DEFAULT as DEFAULT_DIALECT
+from pytest_ollama_regress.dialects import DialectError
+from pytest_ollama_regress.dialects import get as get_dialect
+from pytest_ollama_regress.dialects import names as dialect_names
 from pytest_ollama_regress.options import add_options
 from pytest_ollama_regress.session import session_of
 from pytest_ollama_regress.targets.providers import SimProvider
@@ -51,6 +58,8 @@ from pytest_ollama_regress.targets.registry import (
 )
 
 PULL_TIMEOUT = 1800.0
+#: an image label that states the server family (``llama-server``), when the entrypoint does not
+LABEL_DIALECT = "io.ollama-regress.dialect"
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -128,6 +137,49 @@ def parse_models_dir(value: str | None) -> Path | None:
             f"--ollama-models-dir {value}: not a directory; give the models folder, not a file"
         )
     return path.absolute()
+
+
+def image_dialect(ref: ImageRef, image: ImageInfo) -> str:
+    """The server family of an image: stated (``llama-server+REF``), else its
+    ``io.ollama-regress.dialect`` label, else the dialect whose server its entrypoint (or
+    command) runs (``/app/llama-server``), else Ollama."""
+    if ref.dialect:
+        return ref.dialect
+    labelled = image.labels.get(LABEL_DIALECT)
+    if labelled:
+        if labelled not in dialect_names():
+            raise TargetError(
+                f"--ollama-image {ref.given}: label {LABEL_DIALECT}={labelled!r} names no known "
+                f"server dialect ({', '.join(dialect_names())}); state it with "
+                f"{DEFAULT_DIALECT}+{ref.text} or similar")
+        return labelled
+    argv = [*image.entrypoint, *image.cmd]
+    for name in dialect_names():
+        if get_dialect(name).claims(argv, image.labels):
+            return name
+    return DEFAULT_DIALECT
+
+
+def _check_launch(target: Target, settings: ContainerSettings) -> None:
+    """What the image's dialect refuses, before any test: arguments that take the address,
+    variables the plugin sets, a models folder it cannot use as it is."""
+    image = target.image
+    assert image is not None
+    dialect = get_dialect(target.dialect)
+    if settings.command is not None:
+        try:
+            dialect.launch.check_command(settings.command)
+        except DialectError as exc:
+            raise TargetError(f"--ollama-server-args for {target.id} ({dialect.title}): "
+                              f"{exc}") from None
+    for name in dialect.launch.reserved_env:
+        if name in settings.env:
+            raise TargetError(f"--ollama-env {name}: set by the plugin for {target.id} "
+                              f"({dialect.title}; it picks a free port); leave it out")
+    try:
+        models_env(dialect, settings, image, settings.env)
+    except ContainerStartError as exc:
+        raise TargetError(str(exc)) from None
 
 
 def _worker(config: pytest.Config) -> tuple[str, str | None]:
@@ -217,6 +269,7 @@ def pytest_ollama_register_targets(config: pytest.Config, registry: TargetRegist
         models_read_only=_models_read_only(config, models_dir),
         start_timeout=start_timeout,
         keep=bool(option_value(config, "ollama_keep")),
+        command=option_value(config, "ollama_server_args") or None,
     )
     provider = ContainerProvider(engine, compose, settings, owner)
     state.provider = provider
@@ -224,8 +277,8 @@ def pytest_ollama_register_targets(config: pytest.Config, registry: TargetRegist
     # SIGTERM/SIGHUP end the run like Ctrl-C; undone by the last clean-up (after the
     # registry's, which config.add_cleanup runs first: see targets/plugin.py).
     config.add_cleanup(stop_like_ctrl_c())
-    for ref, image in zip(refs, images, strict=True):
-        target = Target(
+    targets = [
+        Target(
             id=ref.label or image.short_id,
             kind="image",
             ref=ref.given,
@@ -236,7 +289,13 @@ def pytest_ollama_register_targets(config: pytest.Config, registry: TargetRegist
                 "gpus": str(gpus),
                 "models_dir": str(models_dir) if models_dir else None,
             },
+            dialect=image_dialect(ref, image),
         )
+        for ref, image in zip(refs, images, strict=True)
+    ]
+    for target in targets:
+        _check_launch(target, settings)
+    for target in targets:
         registry.add_target(target)
 
 
@@ -371,8 +430,9 @@ def _check_vram(item: pytest.Item) -> None:
     endpoint = registry.started_endpoint(param.target_id, param.env_dict)
     if endpoint is None or endpoint.url in provider.vram_checked:
         return
-    if registry.target(param.target_id).kind != "image":
-        return
+    target = registry.target(param.target_id)
+    if target.kind != "image" or target.dialect != DEFAULT_DIALECT:
+        return  # /api/ps, which tells where a model runs, is Ollama's
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

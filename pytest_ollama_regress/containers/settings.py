@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 import pytest
@@ -30,11 +31,17 @@ OPTIONS = (
     Option("ollama_env", "environment variable for the containers (repeatable); ollama_env "
            "markers add to it", kind="list", metavar="KEY=VALUE",
            ini_help="container environment, one KEY=VALUE per line"),
+    Option("ollama_server_args", "arguments after the images' entrypoint, as in `docker run "
+           "IMAGE ARGS` (they replace its CMD), e.g. --ollama-server-args='-c 4096 -np 4 -kvu' "
+           "for llama-server images; the address and port stay the plugin's", kind="args",
+           metavar="ARGS", parse=lambda items: tuple(part for item in items
+                                                     for part in shlex.split(item)),
+           ini_help="arguments after the images' entrypoint (replace their CMD)"),
     Option("ollama_network", "container networking (default auto: bridge with ports on "
            "127.0.0.1 when the engine has a bridge network, else host)",
            choices=("auto", "host", "bridge"), default="auto"),
-    Option("ollama_start_timeout", f"how long a container may take to answer /api/version "
-           f"(default {DEFAULT_START_TIMEOUT:g})", metavar="SECONDS",
+    Option("ollama_start_timeout", f"how long a container may take to answer (Ollama: "
+           f"/api/version, llama-server: /health 200; default {DEFAULT_START_TIMEOUT:g})", metavar="SECONDS",
            default=DEFAULT_START_TIMEOUT, parse=seconds),
     Option("ollama_keep", "leave the containers running at the end and print how to reach "
            "them", kind="flag"),
