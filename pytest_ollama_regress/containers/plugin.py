@@ -393,19 +393,25 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return lines
 
 
+def _holds_models(models_dir: Path) -> bool:
+    """An Ollama models folder (``manifests/``) or a folder of GGUF files (llama-server's)."""
+    return (models_dir / "manifests").is_dir() or any(models_dir.glob("*.gguf"))
+
+
 def _models_read_only(config: pytest.Config, models_dir: Path | None) -> bool:
-    """Read-only unless asked, or unless the folder holds no models yet (``manifests/``): a
-    server must be able to initialise an empty folder, and there is nothing in it to protect."""
+    """Read-only unless asked, or unless the folder holds no models yet: a server must be able
+    to initialise an empty folder, and there is nothing in it to protect."""
     if models_dir is None or option_value(config, "ollama_models_rw"):
         return False
-    return (models_dir / "manifests").is_dir()
+    return _holds_models(models_dir)
 
 
 def _models_mode(settings: ContainerSettings) -> str:
     if settings.models_read_only:
-        return "read-only, OLLAMA_NOPRUNE=1; --ollama-models-rw to pull or delete models"
-    if settings.models_dir is not None and not (settings.models_dir / "manifests").is_dir():
-        return "read-write: it holds no manifests/ yet"
+        return ("read-only, OLLAMA_NOPRUNE=1 for Ollama; --ollama-models-rw to pull or delete "
+                "models")
+    if settings.models_dir is not None and not _holds_models(settings.models_dir):
+        return "read-write: it holds no manifests/ or .gguf files yet"
     return "read-write (--ollama-models-rw)"
 
 

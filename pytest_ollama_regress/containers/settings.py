@@ -22,12 +22,13 @@ OPTIONS = (
            "default)", kind="flag"),
     Option("ollama_gpus", "GPUs for the containers (default auto: all when the engine has an "
            "NVIDIA runtime)", metavar="auto|all|none|N|ID[,ID]", default="auto"),
-    Option("ollama_models_dir", "host folder mounted at /models in the containers "
-           "(OLLAMA_MODELS=/models), read-only when it holds models unless --ollama-models-rw",
+    Option("ollama_models_dir", "host folder mounted at /models in the containers (Ollama: "
+           "OLLAMA_MODELS=/models; llama-server: LLAMA_ARG_MODEL=/models/<its one .gguf>), "
+           "read-only when it holds models unless --ollama-models-rw",
            metavar="PATH"),
     Option("ollama_models_rw", "mount the models folder read-write, for checks that pull or "
-           "delete models (default: read-only with OLLAMA_NOPRUNE=1 once it holds models, i.e. "
-           "has manifests/)", kind="flag"),
+           "delete models (default: read-only, with OLLAMA_NOPRUNE=1 for Ollama, once it holds "
+           "models: manifests/ or .gguf files)", kind="flag"),
     Option("ollama_env", "environment variable for the containers (repeatable); ollama_env "
            "markers add to it", kind="list", metavar="KEY=VALUE",
            ini_help="container environment, one KEY=VALUE per line"),
