@@ -14,12 +14,15 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_ollama_regress.containers.compose_file import LABEL_IMAGE
 from tests.llama_support import failed, passed, run_suite
+
+if TYPE_CHECKING:
+    Images = dict[str, dict[str, Any]]
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_step_summary")]
 
@@ -45,7 +48,7 @@ def _section(result: pytest.RunResult) -> list[str]:
 
 
 def test_builtin_suite_passes_on_a_llama_server_image_by_digest(
-        pytester: pytest.Pytester, llama_images: dict[str, dict[str, Any]],
+        pytester: pytest.Pytester, llama_images: Images,
         llama_server_files: tuple[Path, Path]) -> None:
     image = llama_images["hist-1"]
     models = llama_server_files[1].parent
@@ -66,7 +69,7 @@ def test_builtin_suite_passes_on_a_llama_server_image_by_digest(
 
 
 def test_inventory_and_boundary_across_llama_server_images(
-        pytester: pytest.Pytester, llama_images: dict[str, dict[str, Any]],
+        pytester: pytest.Pytester, llama_images: Images,
         llama_server_files: tuple[Path, Path]) -> None:
     """-np 1 | -np 4 -kvu (healthy) | -np 4 -no-kvu (each slot a quarter) x2: numctx fails
     from the third image on, naming the division; the inventory finds the boundary."""
@@ -96,7 +99,7 @@ def test_inventory_and_boundary_across_llama_server_images(
 
 
 def test_bisect_across_llama_server_images(
-        pytester: pytest.Pytester, llama_images: dict[str, dict[str, Any]],
+        pytester: pytest.Pytester, llama_images: Images,
         llama_server_files: tuple[Path, Path]) -> None:
     history = [llama_images[name] for name in ("hist-1", "good", "regressed", "hist-2")]
     short = [image["short_id"] for image in history]
@@ -110,3 +113,64 @@ def test_bisect_across_llama_server_images(
     assert any(line.startswith("bisect: tested ") for line in lines), lines
     assert set(failed(found)) == {
         f"test_numctx_llama_server::test_slot_context_not_below_baseline[{short[2]}]"}
+
+
+def test_changed_chat_template_fails_the_render_diff(
+        pytester: pytest.Pytester, llama_images: Images,
+        llama_server_files: tuple[Path, Path]) -> None:
+    base, twin, changed = (llama_images[n] for n in ("hist-1", "twin", "template"))
+    _, found = run_suite(
+        pytester, *(f"--ollama-image={image['id']}" for image in (base, twin, changed)),
+        f"--ollama-models-dir={llama_server_files[1].parent}",
+        f"--ollama-baseline={base['short_id']}", "-m", "debug_render",
+        f"--ollama-snapshot-dir={pytester.path / 'snaps'}")
+    broken = failed(found)
+    assert set(broken) == {
+        "test_debug_render_llama_server::test_template_render_matches_baseline"
+        f"[{changed['short_id']}-{case}]" for case in ("system-user", "multi-turn")}, broken
+    message = next(iter(broken.values()))
+    assert "renders" in message and "differently from baseline" in message
+    assert "\n-<|im_start|>user" in message and "\n+[user] " in message
+
+
+def test_prompt_cache_disabled_trips_the_ttft_gate_on_cache_hits_only(
+        pytester: pytest.Pytester, llama_images: Images,
+        llama_server_files: tuple[Path, Path]) -> None:
+    base, twin, uncached = (llama_images[n] for n in ("hist-1", "twin", "nocache"))
+    _, found = run_suite(
+        pytester, *(f"--ollama-image={image['id']}" for image in (base, twin, uncached)),
+        f"--ollama-models-dir={llama_server_files[1].parent}",
+        f"--ollama-baseline={base['short_id']}", "--ollama-ttft-max-regression=200%",
+        "--ollama-ttft-rounds=3", "-m", "ttft", "-k", "short")
+    broken = failed(found)
+    assert set(broken) == {
+        f"test_ttft_llama_server::test_time_to_first_token[{uncached['short_id']}-short-hit]"
+    }, broken
+
+
+def test_launch_mistakes_are_refused_before_any_container_starts(
+        pytester: pytest.Pytester, llama_images: Images, tmp_path: Path) -> None:
+    image = llama_images["hist-1"]
+    two = tmp_path / "two"
+    two.mkdir()
+    for name in ("a.gguf", "b.gguf"):
+        (two / name).write_bytes(b"GGUF")
+    pytester.makepyfile("def test_x(ollama): pass")
+    cases = {
+        ("--ollama-server-args=-c 4096 --port 9000",):
+            f"ERROR: --ollama-server-args for {image['short_id']} (llama.cpp server): --port is "
+            "set by the plugin (it picks a free port and checks the answer is the container's); "
+            "leave it out",
+        (f"--ollama-models-dir={two}",):
+            f"ERROR: {image['id']}: --ollama-models-dir={two}: llama-server needs one model and "
+            "the folder holds a.gguf, b.gguf; name it with --ollama-env "
+            "LLAMA_ARG_MODEL=/models/<file>.gguf (or -m in --ollama-server-args)",
+        ("--ollama-env", "LLAMA_ARG_PORT=8080"):
+            f"ERROR: --ollama-env LLAMA_ARG_PORT: set by the plugin for {image['short_id']} "
+            "(llama.cpp server; it picks a free port); leave it out",
+    }
+    for args, expected in cases.items():
+        result = pytester.runpytest_subprocess(f"--ollama-image={image['id']}", *args)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        assert [line for line in result.errlines if line.startswith("ERROR:")] == [expected]
+    assert not _left_behind([image])

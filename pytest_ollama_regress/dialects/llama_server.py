@@ -49,8 +49,9 @@ class LlamaServerLaunch:
         """Refuse ``--host``/``--port`` (they would beat the plugin's ``LLAMA_ARG_*``)."""
         owned = sorted(_flags(command) & ADDRESS_ARGS)
         if owned:
-            raise DialectError(f"{' and '.join(owned)} are set by the plugin (it picks a free "
-                               "port and checks the answer is the container's); leave them out")
+            are, them = ("is", "it") if len(owned) == 1 else ("are", "them")
+            raise DialectError(f"{' and '.join(owned)} {are} set by the plugin (it picks a free "
+                               f"port and checks the answer is the container's); leave {them} out")
 
     def models_env(self, mount: str, folder: Path, read_only: bool, env: Mapping[str, str],
                    command: Sequence[str]) -> dict[str, str]:
@@ -65,7 +66,7 @@ class LlamaServerLaunch:
         if len(models) != 1:
             found = ", ".join(models) if models else "no .gguf model"
             raise DialectError(
-                f"--ollama-models-dir {folder}: llama-server needs one model and the folder "
+                f"--ollama-models-dir={folder}: llama-server needs one model and the folder "
                 f"holds {found}; name it with --ollama-env LLAMA_ARG_MODEL={mount}/<file>.gguf "
                 "(or -m in --ollama-server-args)")
         chosen = {"LLAMA_ARG_MODEL": f"{mount}/{models[0]}"}
