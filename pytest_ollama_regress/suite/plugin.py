@@ -350,17 +350,19 @@ def ollama_ttft(request: pytest.FixtureRequest, benchmark: Any, ollama: Any,
 
 @pytest.fixture
 def ollama_numerics(request: pytest.FixtureRequest, ollama: Any, ollama_target: TargetInfo,
-                    ollama_baseline: Baseline | None, ollama_suite_settings: SuiteSettings,
-                    record_property: Callable[[str, object], None]) -> NumericsProbe:
+                    ollama_baseline: Baseline | None,
+                    ollama_suite_settings: SuiteSettings) -> NumericsProbe:
     """Greedy runs of the fixed prompt set (``.run(model, case)``, ``.record(...)`` for
-    snapshots) and ``.against_baseline(model, cases)``: the numerics verdict."""
+    snapshots) and ``.against_baseline(model, cases)``: the numerics verdict, its numbers in
+    the test's ``user_properties`` (JUnit properties, as ``record_property`` gives them)."""
     state = session_of(request.config)
     if not state.has(NumericsStore):
         state.put(NumericsStore())
     s = ollama_suite_settings
     return NumericsProbe(ollama, ollama_target, ollama_baseline,
                          numerics_requests_for(ollama_target.dialect), state.get(NumericsStore),
-                         s.numerics_tokens, s.numerics, record_property)
+                         s.numerics_tokens, s.numerics,
+                         lambda name, value: request.node.user_properties.append((name, value)))
 
 
 # -- reporting ---------------------------------------------------------------------------------
