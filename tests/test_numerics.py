@@ -113,3 +113,21 @@ def test_simulated_drift_parts_greedy_output_deterministically() -> None:
     entry = sim_logprobs.entry("k", 0, " w0", 5)
     assert entry["token"] == " w0" and len(entry["top_logprobs"]) == 5
     assert entry["top_logprobs"][0]["token"] == " w0"
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole"])
+def test_simulator_returns_logprobs_from_0_12_11(stream: bool) -> None:
+    from pytest_ollama_regress.dialects.ollama_client import OllamaClient
+    from pytest_ollama_regress.sim import SimServer
+
+    messages = [{"role": "user", "content": "Why is the sky blue?"}]
+    options = {"temperature": 0, "seed": 42, "num_predict": 12}
+    for version, expected in (("0.12.11", True), ("0.12.6", False)):
+        with SimServer(version=version) as sim, OllamaClient(sim.url) as client:
+            answer = client.chat("llama3.2:3b", messages, stream=stream, options=options,
+                                 logprobs=True, top_logprobs=3)
+        assert bool(answer.logprobs) is expected, version
+        if expected:
+            assert "".join(e["token"] for e in answer.logprobs) == answer.text
+            assert all(len(e["top_logprobs"]) == 3 and e["top_logprobs"][0]["token"] == e["token"]
+                       for e in answer.logprobs)
