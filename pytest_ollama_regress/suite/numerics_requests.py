@@ -94,10 +94,14 @@ class LlamaServerNumerics:
     def greedy(self, client: Any, model: str, case: PromptCase, *, tokens: int) -> GreedyRun:
         if case.picture:
             completion = client.chat(model, _chat_messages(case), stream=False, options={
-                **GREEDY, "max_tokens": tokens, "logprobs": True, "top_logprobs": TOP_K})
+                **GREEDY, "max_tokens": tokens, "logprobs": True, "top_logprobs": TOP_K,
+                "cache_prompt": False})
             return _run(case, completion.logprobs, [completion.text], completion.done_reason)
         prompt = client.tokenize(client.apply_template(list(case.messages)), add_special=True)
-        completion = client.complete(prompt, n_predict=tokens, n_probs=TOP_K, options=GREEDY)
+        # a full prefill every time: what the prompt cache kept from another request cannot
+        # change the numbers (reuse is kept for the one-token scoring requests)
+        completion = client.complete(prompt, n_predict=tokens, n_probs=TOP_K,
+                                     options={**GREEDY, "cache_prompt": False})
         return _run(case, completion.logprobs, [completion.text], completion.done_reason,
                     prompt)
 
