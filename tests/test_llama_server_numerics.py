@@ -2,9 +2,9 @@
 
 Servers differ the way images do, by launch arguments: a KV cache quantised to q4_0 (a
 plausible "optimisation" shipped by mistake) fails the numerics gate naming its divergence; an
-identical server and one with another thread count pass, in two runs of the suite (no flap).
-The figures over more repeats and pairs are in docs/benchmarks.md ("Numerics",
-``benchmarks/bench_numerics.py``). Skipped without the llama-server build, failing under
+identical server and one with another thread count pass. One run keeps CI short: repeated runs
+of these pairs and more (batch size, KV q8_0) are measured by ``benchmarks/bench_numerics.py``
+and tabled in docs/benchmarks.md ("Numerics"). Skipped without the llama-server build, failing under
 ``CI=true`` (see ``tests/test_llama_server.py``).
 """
 
@@ -29,20 +29,19 @@ def test_quantised_kv_cache_fails_the_numerics_gate(pytester: pytest.Pytester,
           real.llama_server(llama_server_files, *BASE, *KV_Q4) as quantised):
         urls = (base, same, threads, quantised)
         ids = [u.removeprefix("http://") for u in urls]
-        runs = [real.run_suite(pytester, *(f"--ollama-url={u}" for u in urls),
-                               f"--ollama-baseline={ids[0]}", "-m", "numerics",
-                               f"--ollama-snapshot-dir={pytester.path / 'snaps'}")
-                for _ in range(2)]
+        outcomes = real.run_suite(pytester, *(f"--ollama-url={u}" for u in urls),
+                                  f"--ollama-baseline={ids[0]}", "-m", "numerics",
+                                  f"--ollama-snapshot-dir={pytester.path / 'snaps'}")
     verdicts = [f"test_numerics_llama_server::test_completion_divergence_from_baseline[{i}-text]"
                 for i in ids]
-    for outcomes in runs:
-        failed = real._failed(outcomes)
-        assert set(failed) == {verdicts[3]}, failed
-        message = failed[verdicts[3]]
-        assert f"numerics regressed against baseline {ids[0]}" in message, message
-        assert "mean KL" in message and "(worst: " in message and "rule: numerics gate" in message
-        for healthy in verdicts[1:3]:
-            assert outcomes[healthy][0] == "passed", (healthy, outcomes[healthy])
-        # the second run compares with the snapshots the first recorded: same outputs
-        assert all(status == "passed" for name, (status, _) in outcomes.items()
-                   if "test_golden_completions" in name and not name.endswith("-image]")), outcomes
+    failed = real._failed(outcomes)
+    assert set(failed) == {verdicts[3]}, failed
+    message = failed[verdicts[3]]
+    assert f"numerics regressed against baseline {ids[0]}" in message, message
+    assert "mean KL" in message and "> 0.01 allowed" in message, message
+    assert "(worst: " in message and "rule: numerics gate" in message, message
+    for healthy in verdicts[1:3]:
+        assert outcomes[healthy][0] == "passed", (healthy, outcomes[healthy])
+    golden = [status for name, (status, _) in outcomes.items()
+              if "test_golden_completions" in name and not name.endswith("-image]")]
+    assert golden and set(golden) == {"passed"}, outcomes

@@ -15,7 +15,7 @@ DEFAULT_ROUNDS = 5
 DEFAULT_WARMUP = 1
 #: numerics defaults, from measured pairs (docs/benchmarks.md, "Numerics")
 DEFAULT_NUMERICS_TOKENS = 32
-DEFAULT_MAX_KL = 0.05
+DEFAULT_MAX_KL = 0.01
 DEFAULT_MIN_SAME_TOP = 0.9
 DEFAULT_MIN_EXACT = 0.5
 _PERCENT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%?\s*$")
@@ -96,7 +96,7 @@ OPTIONS = (
     Option("ollama_numerics_max_kl", "numerics: fail a candidate whose mean per-token KL "
            f"divergence from the baseline exceeds KL nats (default {DEFAULT_MAX_KL})",
            metavar="KL", default=DEFAULT_MAX_KL,
-           parse=_number("--ollama-numerics-max-kl", "0.05")),
+           parse=_number("--ollama-numerics-max-kl", "0.01")),
     Option("ollama_numerics_min_same_top", "numerics: fail a candidate whose top token agrees "
            f"with the baseline's at fewer positions (default {DEFAULT_MIN_SAME_TOP:.0%})",
            metavar="RATE", default=DEFAULT_MIN_SAME_TOP,
