@@ -89,7 +89,9 @@ class NumericsProbe:
         theirs = [self._run_on(base.client, base.info, model, c) for c in cases]
         mismatches = compare(theirs, mine)
         positions: list[Position] = []
-        for baseline_run, candidate_run in zip(theirs, mine, strict=True):
+        # last case first: the server's prompt cache still holds the last greedy run, so
+        # forcing tokens on it needs no second prefill of that prompt
+        for baseline_run, candidate_run in reversed(list(zip(theirs, mine, strict=True))):
             diverged = first_divergence(baseline_run, candidate_run)
             later = [] if diverged is None else list(range(diverged + 1,
                                                             len(baseline_run.tokens)))
