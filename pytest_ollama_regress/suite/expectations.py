@@ -166,8 +166,6 @@ RULES: dict[str, Rule] = _rules(
          "when its snapshot was recorded"),
     Rule("debug-render baseline", "a candidate renders the recorded conversations as the "
          "baseline image does (documented version differences aside)"),
-    Rule("logprobs", "chat and generate return `logprobs` with `top_logprobs` when asked",
-         since="0.12.11"),
     Rule("numerics snapshot", "an image decodes the fixed prompt set greedily as it did when "
          "its snapshot was recorded"),
     Rule("numerics gate", "a candidate's next-token distributions on the fixed prompt set stay "
