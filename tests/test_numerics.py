@@ -131,3 +131,11 @@ def test_simulator_returns_logprobs_from_0_12_11(stream: bool) -> None:
             assert "".join(e["token"] for e in answer.logprobs) == answer.text
             assert all(len(e["top_logprobs"]) == 3 and e["top_logprobs"][0]["token"] == e["token"]
                        for e in answer.logprobs)
+
+
+def test_numerics_rates_read_as_fractions_or_percentages() -> None:
+    from pytest_ollama_regress.suite.settings import _number
+
+    rate = _number("--ollama-numerics-min-same-top", "90%", rate=True)
+    assert rate("95%") == rate("0.95") == rate("95") == pytest.approx(0.95)
+    assert _number("--ollama-numerics-max-kl", "0.01")("0.02") == pytest.approx(0.02)
