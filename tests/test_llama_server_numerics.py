@@ -12,6 +12,7 @@ fifth of an idle machine's speed; expect about half a minute on an idle CI machi
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,12 @@ def test_quantised_kv_cache_fails_the_numerics_gate(pytester: pytest.Pytester,
     assert "(worst: " in message and "rule: numerics gate" in message, message
     for healthy in verdicts[1:3]:
         assert outcomes[healthy][0] == "passed", (healthy, outcomes[healthy])
+    properties = {p.get("name"): p.get("value") for case in ET.parse(
+        pytester.path / "report.xml").getroot().iter("testcase")
+        if case.get("name", "").startswith(f"test_completion_divergence_from_baseline[{ids[3]}-")
+        for p in case.iter("property")}
+    assert float(properties["ollama_numerics_mean_kl"]) > 0.01, properties
+    assert properties["ollama_numerics_baseline"].startswith(ids[0]), properties
     golden = [status for name, (status, _) in outcomes.items()
               if "test_golden_completions" in name and not name.endswith("-image]")]
     assert golden and set(golden) == {"passed"}, outcomes
