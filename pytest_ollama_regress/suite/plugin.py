@@ -1,11 +1,12 @@
 """pytest hooks for the built-in suite: markers, options, fixtures, benchmark percentiles.
 
-Markers ``vision``, ``debug_render``, ``numctx``, ``ttft`` select the suite's parts. The
-fixtures let users write their own checks the way the suite does: ``ollama_expect`` (the
-version rules of the current target), ``ollama_picture`` (pictures with known content),
+Markers ``vision``, ``debug_render``, ``numctx``, ``ttft``, ``numerics`` select the suite's
+parts. The fixtures let users write their own checks the way the suite does: ``ollama_expect``
+(the version rules of the current target), ``ollama_picture`` (pictures with known content),
 ``render_snapshot`` (per-image syrupy snapshots of debug renders), ``ollama_baseline`` (the
-``--ollama-baseline`` target with the current test's env), ``ollama_numctx_policy`` and
-``ollama_ttft`` (TTFT through pytest-benchmark, with the baseline gate).
+``--ollama-baseline`` target with the current test's env), ``ollama_numctx_policy``,
+``ollama_ttft`` (TTFT through pytest-benchmark, with the baseline gate) and ``ollama_numerics``
+(greedy outputs and log-probability divergence against the baseline).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from pytest_ollama_regress.suite.behaviour import (
 from pytest_ollama_regress.suite.checks import CHECKS
 from pytest_ollama_regress.suite.context_policy import Policy, get_policy
 from pytest_ollama_regress.suite.expectations import Expectations
+from pytest_ollama_regress.suite.numerics_probe import NumericsProbe, NumericsStore
+from pytest_ollama_regress.suite.numerics_requests import numerics_requests_for
 from pytest_ollama_regress.suite.pictures import make_picture
 from pytest_ollama_regress.suite.settings import OPTIONS, SuiteSettings, read_settings
 from pytest_ollama_regress.suite.snapshots import extension_for, snapshot_key, snapshot_root
@@ -343,6 +346,23 @@ def ollama_ttft(request: pytest.FixtureRequest, benchmark: Any, ollama: Any,
                      s.ttft_rounds, s.ttft_warmup, s.max_regression, ollama_baseline,
                      on_result=lambda result: state.ttft.add(nodeid, result.seconds),
                      requests=requests_for(ollama_target.dialect))
+
+
+@pytest.fixture
+def ollama_numerics(request: pytest.FixtureRequest, ollama: Any, ollama_target: TargetInfo,
+                    ollama_baseline: Baseline | None,
+                    ollama_suite_settings: SuiteSettings) -> NumericsProbe:
+    """Greedy runs of the fixed prompt set (``.run(model, case)``, ``.record(...)`` for
+    snapshots) and ``.against_baseline(model, cases)``: the numerics verdict, its numbers in
+    the test's ``user_properties`` (JUnit properties, as ``record_property`` gives them)."""
+    state = session_of(request.config)
+    if not state.has(NumericsStore):
+        state.put(NumericsStore())
+    s = ollama_suite_settings
+    return NumericsProbe(ollama, ollama_target, ollama_baseline,
+                         numerics_requests_for(ollama_target.dialect), state.get(NumericsStore),
+                         s.numerics_tokens, s.numerics,
+                         lambda name, value: request.node.user_properties.append((name, value)))
 
 
 # -- reporting ---------------------------------------------------------------------------------
