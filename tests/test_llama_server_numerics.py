@@ -6,8 +6,9 @@ identical server and one with another thread count pass. One run keeps CI short:
 of these pairs and more (batch size, KV q8_0) are measured by ``benchmarks/bench_numerics.py``
 and tabled in docs/benchmarks.md ("Numerics"). Runtime: 83 s on the 2-core machine at load
 average 4 (other work beside it), most of it four prefills of the ~420-token document at a
-fifth of an idle machine's speed; expect about half a minute on an idle CI machine. Skipped without the llama-server build, failing under
-``CI=true`` (see ``tests/test_llama_server.py``).
+fifth of an idle machine's speed; expect about half a minute on an idle CI machine. Skipped
+without the llama-server build, failing under
+``CI=true`` (fixture ``llama_server_files``).
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import test_llama_server as real
+from tests.llama_support import failed, llama_server, run_suite
 
-llama_server_files = real.llama_server_files
 BASE = ("-c", "2048", "-np", "1")
 KV_Q4 = ("--cache-type-k", "q4_0", "--cache-type-v", "q4_0")
 #: half the default: KV q4_0 still diverges 3x over the default threshold (mean KL 3.2e-2 at
@@ -29,21 +29,21 @@ TOKENS = 16
 
 def test_quantised_kv_cache_fails_the_numerics_gate(pytester: pytest.Pytester,
                                                     llama_server_files: tuple[Path, Path]) -> None:
-    with (real.llama_server(llama_server_files, *BASE) as base,
-          real.llama_server(llama_server_files, *BASE) as same,
-          real.llama_server(llama_server_files, *BASE, "-t", "2") as threads,
-          real.llama_server(llama_server_files, *BASE, *KV_Q4) as quantised):
+    with (llama_server(llama_server_files, *BASE) as base,
+          llama_server(llama_server_files, *BASE) as same,
+          llama_server(llama_server_files, *BASE, "-t", "2") as threads,
+          llama_server(llama_server_files, *BASE, *KV_Q4) as quantised):
         urls = (base, same, threads, quantised)
         ids = [u.removeprefix("http://") for u in urls]
-        outcomes = real.run_suite(pytester, *(f"--ollama-url={u}" for u in urls),
-                                  f"--ollama-baseline={ids[0]}", "-m", "numerics",
-                                  f"--ollama-numerics-tokens={TOKENS}",
-                                  f"--ollama-snapshot-dir={pytester.path / 'snaps'}")
+        _, outcomes = run_suite(pytester, *(f"--ollama-url={u}" for u in urls),
+                                f"--ollama-baseline={ids[0]}", "-m", "numerics",
+                                f"--ollama-numerics-tokens={TOKENS}",
+                                f"--ollama-snapshot-dir={pytester.path / 'snaps'}")
     verdicts = [f"test_numerics_llama_server::test_completion_divergence_from_baseline[{i}-text]"
                 for i in ids]
-    failed = real._failed(outcomes)
-    assert set(failed) == {verdicts[3]}, failed
-    message = failed[verdicts[3]]
+    broken = failed(outcomes)
+    assert set(broken) == {verdicts[3]}, broken
+    message = broken[verdicts[3]]
     assert f"numerics regressed against baseline {ids[0]}" in message, message
     assert "mean KL" in message and "> 0.01 allowed" in message, message
     assert "(worst: " in message and "rule: numerics gate" in message, message
