@@ -25,7 +25,7 @@ def test_builtin_suite_passes_on_a_real_llama_server(pytester: pytest.Pytester,
     assert not failed(outcomes)
     ran = passed(outcomes)
     for check in ("test_debug_render_llama_server", "test_numctx_llama_server",
-                  "test_ttft_llama_server"):
+                  "test_ttft_llama_server", "test_numerics_llama_server"):
         assert any(name.startswith(check) for name in ran), (check, sorted(ran))
     skipped = {message.split("\n")[0] for status, message in outcomes.values()
                if status == "skipped"}

@@ -52,12 +52,14 @@ def test_builtin_suite_passes_on_a_llama_server_image_by_digest(
         llama_server_files: tuple[Path, Path]) -> None:
     image = llama_images["hist-1"]
     models = llama_server_files[1].parent
+    # The long-prompt TTFT cases (~40 s of prefill on one thread) run against the same binary
+    # in test_llama_server.py; what is new here is the container path.
     result, found = run_suite(pytester, f"--ollama-image={image['id']}",
-                              f"--ollama-models-dir={models}")
+                              f"--ollama-models-dir={models}", "-k", "not long")
     assert not failed(found), failed(found)
     ran = passed(found)
     for check in ("test_debug_render_llama_server", "test_numctx_llama_server",
-                  "test_ttft_llama_server"):
+                  "test_ttft_llama_server", "test_numerics_llama_server"):
         assert any(name.startswith(check) for name in ran), (check, sorted(ran))
     short = image["short_id"]
     result.stdout.fnmatch_lines([
