@@ -228,7 +228,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Check named models (``--ollama-model NAME|@FILE``, ``--ollama-vision-model``) on url/sim
     targets before any test runs: a usage error if absent.
 
-    Image targets start lazily, so their check happens when their first test runs.
+    Simulators start here for it (a named model means the run will use them); image targets
+    start lazily, so their check happens when their first test runs.
     """
     config = session.config
     state = _state(config)
@@ -244,7 +245,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         return
     registry = registry_of(config)
     for target in registry.targets:
-        if registry.started_endpoint(target.id) is None:
+        quick = getattr(registry.provider(target.kind), "quick_start", False)
+        if registry.started_endpoint(target.id) is None and not quick:
             continue  # started on first use (containers): checked when its first test runs
         try:
             entries = _catalogue_of(config, target.id)

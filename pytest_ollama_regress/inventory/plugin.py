@@ -38,7 +38,6 @@ from pytest_ollama_regress.inventory.table import (
 )
 from pytest_ollama_regress.options import add_options, no_session
 from pytest_ollama_regress.session import session_of
-from pytest_ollama_regress.suite.behaviour import behaviour_note
 from pytest_ollama_regress.targets.registry import TARGET_FIXTURE, registry_of, target_id_of
 
 if TYPE_CHECKING:
@@ -210,6 +209,8 @@ class InventoryPlugin:
             expect = session.expectations.get(f"{info.id}@{info.url}") if info else None
             bisect = self.state.bisect
             markers = _tracked(item, self.state.settings.markers)
+            if expect is not None:
+                from pytest_ollama_regress.suite.behaviour import behaviour_note
             setattr(report, REPORT_ATTR, {
                 "target": target,
                 "markers": markers,

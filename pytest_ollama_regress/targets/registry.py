@@ -18,7 +18,10 @@ and before the default target is chosen, targets are probed and the header is pr
         registry.add_target(Target(id="4beecd8", kind="image", ref=ref, image=info))
 
 A provider whose ``starts_at_configure`` is true is started for the header before tests run
-(the url and sim providers); others start on first use. A provider may also define
+(the url provider: a wrong address stops the run at once); others start on first use (the
+simulator and containers), so a run whose tests use no target starts nothing. One whose
+``quick_start`` is true (the simulator) is started before the tests when a named model
+(``--ollama-model NAME``) must be checked on it. A provider may also define
 ``describe(target, endpoint) -> str`` for its header line (``endpoint``
 is the started env-less endpoint or ``None``); without it the header says "starts on first use".
 ``Endpoint.logs_path`` (or ``log_source``) is attached to the report of every failing test
