@@ -64,6 +64,9 @@ def test_header_of_sims_with_several_versions(pytester: pytest.Pytester) -> None
             "  sim-good-0.11.4: embedded simulator, profile good, Ollama 0.11.4, starts on "
             "first use",
             "  sim-good-0.0.0: embedded simulator, profile good, Ollama 0.0.0, starts on first use",
+            "ollama releases (--ollama-behaves-as states one):",
+            "  sim-good-0.11.4: 0.11.4: release 0.11.4",
+            "  sim-good-0.0.0: 0.0.0: *",
         ]
     )
 

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_ollama_regress.dialects.timing import percentiles
 from pytest_ollama_regress.options import add_options, no_session
 from pytest_ollama_regress.session import SessionState, session_of
 from pytest_ollama_regress.suite.checks import CHECKS
@@ -139,27 +138,28 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    """How each started target's version string is read (probes come in the summary)."""
+    """How each target's version string is read, for the targets whose version is known
+    before tests run (probed URLs, simulators); probes come in the summary."""
     state = session_of(config)
     registry = registry_of(config)
     if not state.has(SuiteSettings) or registry is None:
         return []
     settings = state.get(SuiteSettings)
-    started = [(target, endpoint) for target in registry.targets
-               if (endpoint := registry.started_endpoint(target.id)) is not None]
-    if not started:
+    known = [(target, version) for target in registry.targets
+             if (version := registry.server_version(target.id)) is not None]
+    if not known:
         return []
     from pytest_ollama_regress.suite.behaviour import ALL_TARGETS
     from pytest_ollama_regress.suite.expectations import Expectations
 
     lines = []
-    for target, endpoint in started:
+    for target, version in known:
         stated = settings.behaves_as.get(target.id) or settings.behaves_as.get(ALL_TARGETS)
         try:
-            expect = Expectations.for_version(endpoint.server_version, stated)
+            expect = Expectations.for_version(version, stated)
         except ValueError:
             continue
-        lines.append(f"  {target.id}: {endpoint.server_version}: {expect.describe()}")
+        lines.append(f"  {target.id}: {version}: {expect.describe()}")
     return ["ollama releases (--ollama-behaves-as states one):", *lines] if lines else []
 
 
@@ -391,6 +391,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list[Any],
                                  output_json: dict[str, Any]) -> None:
     """Add ``p50``/``p95``/``p99`` to every benchmark's stats in pytest-benchmark's JSON."""
+    from pytest_ollama_regress.dialects.timing import percentiles
     from pytest_ollama_regress.suite.ttft_probe import PERCENTILES
 
     by_name = {getattr(b, "fullname", None): b for b in benchmarks}

@@ -33,7 +33,6 @@ from pytest_ollama_regress.targets.registry import (
     target_param_of,
 )
 from pytest_ollama_regress.targets.settings import OPTIONS, TargetSettings, read_settings
-from pytest_ollama_regress.versions import parse_version
 
 MARKERS = (
     "ollama_env(**env): run the test against a server started with this environment "
@@ -144,6 +143,8 @@ def _marker_env(definition: pytest.Item) -> dict[str, str]:
 
 def _check_marker_args(definition: pytest.Item) -> None:
     for mark in definition.iter_markers("min_version"):
+        from pytest_ollama_regress.versions import parse_version
+
         arg = mark.args[0] if len(mark.args) == 1 and not mark.kwargs else None
         try:
             parse_version(arg if isinstance(arg, str) else "")
@@ -238,6 +239,8 @@ def _dialect_skip(item: pytest.Item) -> None:
 
 def _marker_skip(config: pytest.Config, item: pytest.Item, info: TargetInfo) -> None:
     for mark in item.iter_markers("min_version"):
+        from pytest_ollama_regress.versions import parse_version
+
         required = parse_version(mark.args[0])
         expect = _stated_expectations(config, info)
         newer = {release >= required for release in expect.releases}

@@ -219,11 +219,16 @@ class SimProvider:
             simulated=True,
         )
 
+    def expected_version(self, target: Target) -> str:
+        """The version the simulator will report (``--ollama-sim PROFILE@VERSION``,
+        ``--ollama-sim-version`` or its default), known without starting it."""
+        return target.metadata.get("sim_version") or _sim_default_version()
+
     def describe(self, target: Target, endpoint: Endpoint | None) -> str:
         profile = target.metadata.get("profile", target.ref)
         if endpoint is None:
-            version = target.metadata.get("sim_version") or _sim_default_version()
-            return f"embedded simulator, profile {profile}, Ollama {version}, starts on first use"
+            return (f"embedded simulator, profile {profile}, Ollama "
+                    f"{self.expected_version(target)}, starts on first use")
         return f"embedded simulator, profile {profile}, Ollama {endpoint.server_version} at {endpoint.url}"
 
     def close(self) -> None:
