@@ -14,6 +14,10 @@ alike); a warm-up round first writes the bytecode caches. A plugin's cost is, pe
 run with every plugin minus the run without it: wall time (``perf_counter`` around the child)
 and CPU time (user + system of the child, from ``os.wait4``). The table gives the median and
 p90 of those per-round differences, and the medians of the runs themselves.
+
+On a shared machine the times move with the other jobs' load; ``--instructions`` adds what
+does not: each command once under ``valgrind --tool=callgrind`` (about a minute each), and a
+plugin's cost in instructions executed (user space, this process and its children).
 """
 
 from __future__ import annotations
@@ -65,9 +69,33 @@ def run_once(folder: Path, extra: list[str]) -> tuple[float, float]:
     return wall * 1e3, (usage.ru_utime + usage.ru_stime) * 1e3
 
 
+def instructions(folder: Path, extra: list[str]) -> int:
+    """Instructions one ``pytest --collect-only`` executes (callgrind's total, every process)."""
+    with tempfile.TemporaryDirectory(prefix="bench-startup-cg-") as out:
+        command = ["valgrind", "--tool=callgrind", "--trace-children=yes",
+                   f"--callgrind-out-file={out}/cg.%p", sys.executable, "-m", "pytest",
+                   "--collect-only", "-q", "-p", "no:cacheprovider", *extra, "test_trivial.py"]
+        subprocess.run(command, cwd=folder, capture_output=True, check=True,
+                       timeout=RUN_LIMIT_S * 20)
+        total = 0
+        for dump in Path(out).glob("cg.*"):
+            for line in dump.read_text(errors="replace").splitlines():
+                if line.startswith("totals:") or line.startswith("summary:"):
+                    total += int(line.split()[1])
+                    break
+        return total
+
+
 def p90(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
+
+
+def trivial_project(tmp: str) -> Path:
+    folder = Path(tmp)
+    (folder / "pytest.ini").write_text("[pytest]\n")
+    (folder / "test_trivial.py").write_text("def test_trivial():\n    pass\n")
+    return folder
 
 
 def measure(rounds: int) -> dict[str, list[tuple[float, float]]]:
@@ -75,9 +103,7 @@ def measure(rounds: int) -> dict[str, list[tuple[float, float]]]:
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in VARIANTS}
     names = list(VARIANTS)
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
-        folder = Path(tmp)
-        (folder / "pytest.ini").write_text("[pytest]\n")
-        (folder / "test_trivial.py").write_text("def test_trivial():\n    pass\n")
+        folder = trivial_project(tmp)
         for name in names:  # warm-up: bytecode caches written, files in the page cache
             run_once(folder, VARIANTS[name])
         for index in range(rounds):
@@ -85,6 +111,21 @@ def measure(rounds: int) -> dict[str, list[tuple[float, float]]]:
             for name in names[shift:] + names[:shift]:
                 results[name].append(run_once(folder, VARIANTS[name]))
     return results
+
+
+def instruction_table() -> list[str]:
+    """Each plugin's cost in instructions (every plugin minus the run without it)."""
+    with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
+        folder = trivial_project(tmp)
+        for name in VARIANTS:  # bytecode caches
+            run_once(folder, VARIANTS[name])
+        counts = {name: instructions(folder, args) for name, args in VARIANTS.items()}
+    lines = ["| plugin | cost (M instructions) | run without it (M) |", "|---|---|---|"]
+    for name, count in counts.items():
+        if name != "all":
+            lines.append(f"| {name} | {(counts['all'] - count) / 1e6:+.0f} | {count / 1e6:.0f} |")
+    lines.append(f"| (every plugin loaded) | | {counts['all'] / 1e6:.0f} |")
+    return lines
 
 
 def table(results: dict[str, list[tuple[float, float]]]) -> list[str]:
@@ -113,6 +154,8 @@ def table(results: dict[str, list[tuple[float, float]]]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count instructions under valgrind (load-independent)")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -122,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, {args.rounds} rounds; "
           f"load average {before[0]:.1f} before, {after[0]:.1f} after")
     print("\n".join(table(results)))
+    if args.instructions:
+        print()
+        print("\n".join(instruction_table()))
     return 0
 
 
