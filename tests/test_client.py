@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -83,7 +84,12 @@ def test_chat_stream_collects_text_metrics_and_timing(client: OllamaClient) -> N
     assert t.request_sent_ns < t.first_byte_ns <= t.first_content_ns <= t.last_token_ns
     assert t.last_token_ns <= t.chunk_arrivals_ns[-1] <= t.end_ns
     assert t.first_thinking_ns is None
-    assert t.stamp_source == "read"  # stamped at the socket read, not after parsing
+    # the kernel's receive stamps (Linux), else the socket read's; never after parsing
+    source = "kernel" if sys.platform == "linux" else "read"
+    assert t.stamp_source == t.first_content_source == source
+    assert t.chunk_sources == [source] * len(t.chunk_arrivals_ns)
+    assert t.first_content_ns is not None and t.first_content_read_ns is not None
+    assert t.first_content_ns <= t.first_content_read_ns
     assert t.ttft_ns is not None and t.ttft_ns > 0
     gaps = t.inter_token_gaps_ns
     assert len(gaps) == content_chunks - 1

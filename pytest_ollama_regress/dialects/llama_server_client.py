@@ -102,14 +102,18 @@ class LlamaServerClient(OllamaClient):
                 response, url = self._open("POST", "/v1/chat/completions", payload, timing)
                 body = self._read_all(response, url)
             stamped = read_stamp(response)
-            t = stamped.last_read_ns if stamped else time.perf_counter_ns()
+            t = stamped.last_stamp_ns if stamped else time.perf_counter_ns()
+            source = stamped.last_source if stamped else "line"
             obj = self._parse_line(body, response, url)
             choice = (obj.get("choices") or [{}])[0]
             text = str((choice.get("message") or {}).get("content") or "")
             timing.chunk_arrivals_ns.append(t)
+            timing.chunk_sources.append(source)
             if text:
                 timing.token_arrivals_ns.append(t)
                 timing.first_content_ns = timing.last_token_ns = t
+                timing.first_content_source = source
+                timing.first_content_read_ns = stamped.last_read_ns if stamped else t
             timing.end_ns = t
             return Completion(text=text, thinking="", done_reason=choice.get("finish_reason"),
                               final=obj, chunks=[obj], timing=timing,
@@ -135,7 +139,10 @@ class LlamaServerClient(OllamaClient):
         done = False
         try:
             for line in response.iter_lines():
-                t = stamped.last_read_ns if stamped is not None else perf()
+                if stamped is not None:
+                    t, source = stamped.last_stamp_ns, stamped.last_source
+                else:
+                    t, source = perf(), "line"
                 self._check()
                 if not line.startswith("data:"):
                     continue  # blank separators and comments are no chunks
@@ -147,6 +154,7 @@ class LlamaServerClient(OllamaClient):
                     lim.progress()
                 obj = self._parse_line(data, response, url)
                 timing.chunk_arrivals_ns.append(t)
+                timing.chunk_sources.append(source)
                 chunks.append(obj)
                 if "error" in obj:
                     raise self._error_of(response.status_code, obj, url, in_stream=True)
@@ -159,6 +167,9 @@ class LlamaServerClient(OllamaClient):
                     texts.append(content)
                     if timing.first_content_ns is None:
                         timing.first_content_ns = t
+                        timing.first_content_source = source
+                        timing.first_content_read_ns = (
+                            stamped.last_read_ns if stamped is not None else t)
                 if thinking:
                     thoughts.append(thinking)
                     if timing.first_thinking_ns is None:
