@@ -4,6 +4,7 @@ Run from the repository root::
 
     python benchmarks/bench_client_ttft.py            # full run, about 1 minute on 2 cores
     python benchmarks/bench_client_ttft.py --quick    # fewer requests
+    python benchmarks/bench_client_ttft.py --capture --modes child   # + the capture referee
 
 1. **TTFT measurement error**: for every request, the client's arrival stamp of the first
    non-empty content chunk minus the simulator's ``perf_counter_ns`` right after it flushed
@@ -12,6 +13,11 @@ Run from the repository root::
    simulator in this process (it then shares the GIL with the client) and in a child process.
    The error over every chunk of every stream is shown too, and the same cadence over bare
    TCP sockets between two processes (no HTTP, no JSON) gives this machine's floor.
+   With ``--capture`` (root and Debian's ``tcpdump``), a packet capture of the loopback
+   interface referees: each request's first-content packet, stamped by the kernel as it
+   passed ``lo`` (``loopback_capture.py``), against the client's kernel receive stamp
+   (``first_content_ns``, source ``kernel``), the same chunk's socket-read stamp
+   (``first_content_read_ns``) and the simulator's flush stamp.
 2. **Per-chunk client cost**: CPU time of the client thread (``time.thread_time_ns``) while
    streaming a long answer with zero decode latency, divided by the chunk count; compared with
    a bare ``httpx`` stream that only iterates lines, and with a replay of the recorded lines
@@ -39,6 +45,9 @@ import httpx
 from pytest_ollama_regress.dialects.ollama_client import OllamaClient
 from pytest_ollama_regress.dialects.timing import StreamTiming, percentiles
 from pytest_ollama_regress.sim import Latency, SimServer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from loopback_capture import LoopbackCapture, first_content_packets  # noqa: E402
 
 MODEL = "llama3.2:3b"
 NUM_PARALLEL = "64"
@@ -176,11 +185,14 @@ def simulator(mode: str, decode_ms: float) -> Iterator[tuple[str, FlushFn]]:
         child.wait(timeout=10)
 
 
-def ttft_errors(
-    url: str, flushes: FlushFn, streams: int, per_stream: int, tokens: int
-) -> tuple[list[float], list[float]]:
-    """Errors in us: (first content chunk per request, every chunk of every request)."""
-    results: list[tuple[str, int, list[int]]] = []
+#: one request: (simulator request id, index of its first content chunk, every chunk's stamp,
+#: the first content chunk's socket-read stamp, that chunk's stamp source)
+Record = tuple[str, int, list[int], int, str]
+
+
+def run_streams(url: str, streams: int, per_stream: int, tokens: int) -> list[Record]:
+    """``streams`` threads sharing one client, ``per_stream`` generate requests each."""
+    results: list[Record] = []
     lock = threading.Lock()
     barrier = threading.Barrier(streams)
     failures: list[BaseException] = []
@@ -195,10 +207,13 @@ def ttft_errors(
                         MODEL, f"stream {index} request {n}", options={"num_predict": tokens}
                     )
                     first = next(i for i, c in enumerate(result.chunks) if c.get("response"))
+                    timing = result.timing
                     item = (
                         result.headers["x-sim-request-id"],
                         first,
-                        result.timing.chunk_arrivals_ns,
+                        timing.chunk_arrivals_ns,
+                        timing.first_content_read_ns or 0,
+                        timing.first_content_source or "",
                     )
                     with lock:
                         results.append(item)
@@ -212,9 +227,14 @@ def ttft_errors(
             thread.join(timeout=300)
     if failures:
         raise failures[0]
+    return results
+
+
+def ttft_errors(results: list[Record], flushes: FlushFn) -> tuple[list[float], list[float]]:
+    """Errors in us: (first content chunk per request, every chunk of every request)."""
     first_errors: list[float] = []
     all_errors: list[float] = []
-    for request_id, first, arrivals in results:
+    for request_id, first, arrivals, _read, _source in results:
         flushed = flushes(request_id)
         if len(flushed) != len(arrivals):
             raise RuntimeError(
@@ -223,6 +243,22 @@ def ttft_errors(
         first_errors.append((arrivals[first] - flushed[first]) / 1e3)
         all_errors.extend((a - f) / 1e3 for a, f in zip(arrivals, flushed, strict=True))
     return first_errors, all_errors
+
+
+def referee(results: list[Record], flushes: FlushFn,
+            captured: dict[str, int]) -> dict[str, list[float]]:
+    """Errors in us against the captured first-content packet: the client's kernel stamp,
+    its socket-read stamp and the simulator's flush stamp (requests the capture missed are
+    left out)."""
+    out: dict[str, list[float]] = {"kernel": [], "read": [], "flush": []}
+    for request_id, first, arrivals, read_ns, _source in results:
+        packet = captured.get(request_id)
+        if packet is None:
+            continue
+        out["kernel"].append((arrivals[first] - packet) / 1e3)
+        out["read"].append((read_ns - packet) / 1e3)
+        out["flush"].append((flushes(request_id)[first] - packet) / 1e3)
+    return out
 
 
 def chunk_cost(url: str, reps: int) -> dict[str, float]:
@@ -295,7 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--modes", default="in-process,child", help="comma list of in-process, child"
     )
+    parser.add_argument("--capture", action="store_true",
+                        help="referee with a loopback packet capture (root, tcpdump)")
+    parser.add_argument("--skip-cost", action="store_true", help="leave out the per-chunk cost")
     args = parser.parse_args(argv)
+    if args.capture and (why := LoopbackCapture.available()):
+        parser.error(f"--capture: {why}")
     scale = 0.5 if args.quick else 1.0
     plan = [(1, int(150 * scale)), (16, int(10 * scale)), (64, max(2, int(4 * scale)))]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -310,14 +351,39 @@ def main(argv: list[str] | None = None) -> int:
         "| every chunk p50 | p99 | p1 |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
+    refereed: list[str] = []
     for mode in modes:
         with simulator(mode, args.decode_ms) as (url, flushes):
+            port = int(url.rsplit(":", 1)[1])
             for streams, per_stream in plan:
-                first, every = ttft_errors(url, flushes, streams, per_stream, args.tokens)
+                if args.capture:
+                    with LoopbackCapture(port) as capture:
+                        results = run_streams(url, streams, per_stream, args.tokens)
+                    captured = first_content_packets(capture.packets)
+                    errors = referee(results, flushes, captured)
+                    sources = ",".join(sorted({r[4] for r in results}))
+                    drift = (capture.offsets[1] - capture.offsets[0]) / 1e3
+                    refereed.append(
+                        f"| {mode} | {streams} | {len(errors['kernel'])}/{len(results)} | "
+                        f"{sources} | {fmt(errors['kernel'])} | {fmt(errors['read'])} | "
+                        f"{fmt(errors['flush'])} | {drift:+.0f} | {capture.report} |")
+                else:
+                    results = run_streams(url, streams, per_stream, args.tokens)
+                first, every = ttft_errors(results, flushes)
                 print(
                     f"| {mode} | {streams} | {len(first)} | {fmt(first)} | {fmt(every)} |",
                     flush=True,
                 )
+    if refereed:
+        print("\nReferee: loopback capture, first-content packet; errors in us (stamp - "
+              "packet):\n")
+        print("| simulator | streams | matched | client stamp source | kernel stamp p50 | p99 "
+              "| p1 | socket-read stamp p50 | p99 | p1 | simulator flush p50 | p99 | p1 "
+              "| clock drift (us) | tcpdump |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        print("\n".join(refereed), flush=True)
+    if args.skip_cost:
+        return 0
     for streams, per_stream in plan:
         floor = socket_floor(streams, per_stream * (args.tokens + 1), args.decode_ms)
         print(f"| bare sockets (floor) | {streams} | - | - | - | - | {fmt(floor)} |", flush=True)
