@@ -230,6 +230,48 @@ def run_streams(url: str, streams: int, per_stream: int, tokens: int) -> list[Re
     return results
 
 
+def run_official(url: str, streams: int, per_stream: int, tokens: int) -> list[Record]:
+    """The same load through the official ``ollama`` client, written as users write it: the
+    first non-empty ``response`` the generator yields is stamped with ``perf_counter_ns``.
+    A response event hook (httpx's, passed through ``ollama.Client``) notes the simulator's
+    request id; it runs once per response, before the body is read."""
+    import ollama
+
+    results: list[Record] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(streams)
+    failures: list[BaseException] = []
+
+    def worker(index: int) -> None:
+        ids: list[str] = []
+        client = ollama.Client(host=url, event_hooks={
+            "response": [lambda r: ids.append(r.headers.get("x-sim-request-id", ""))]})
+        try:
+            client.generate(model=MODEL, prompt="warm up", options={"num_predict": 1})
+            barrier.wait(timeout=30)
+            for n in range(per_stream):
+                first_ns, first = 0, -1
+                parts = client.generate(model=MODEL, prompt=f"official {index} {n}",
+                                        stream=True, options={"num_predict": tokens})
+                for i, part in enumerate(parts):
+                    if part.response and not first_ns:
+                        first_ns, first = time.perf_counter_ns(), i
+                with lock:
+                    results.append((ids[-1], first, [first_ns] * (first + 1), first_ns,
+                                    "user loop"))
+        except BaseException as exc:  # reported after join
+            failures.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(streams)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    if failures:
+        raise failures[0]
+    return results
+
+
 def ttft_errors(results: list[Record], flushes: FlushFn) -> tuple[list[float], list[float]]:
     """Errors in us: (first content chunk per request, every chunk of every request)."""
     first_errors: list[float] = []
@@ -247,15 +289,15 @@ def ttft_errors(results: list[Record], flushes: FlushFn) -> tuple[list[float], l
 
 def referee(results: list[Record], flushes: FlushFn,
             captured: dict[str, int]) -> dict[str, list[float]]:
-    """Errors in us against the captured first-content packet: the client's kernel stamp,
-    its socket-read stamp and the simulator's flush stamp (requests the capture missed are
-    left out)."""
-    out: dict[str, list[float]] = {"kernel": [], "read": [], "flush": []}
+    """Errors in us against the captured first-content packet: the client's stamp (ours: the
+    kernel's receive stamp), its socket-read stamp and the simulator's flush stamp (requests
+    the capture missed are left out)."""
+    out: dict[str, list[float]] = {"client": [], "read": [], "flush": []}
     for request_id, first, arrivals, read_ns, _source in results:
         packet = captured.get(request_id)
         if packet is None:
             continue
-        out["kernel"].append((arrivals[first] - packet) / 1e3)
+        out["client"].append((arrivals[first] - packet) / 1e3)
         out["read"].append((read_ns - packet) / 1e3)
         out["flush"].append((flushes(request_id)[first] - packet) / 1e3)
     return out
@@ -357,16 +399,24 @@ def main(argv: list[str] | None = None) -> int:
             port = int(url.rsplit(":", 1)[1])
             for streams, per_stream in plan:
                 if args.capture:
+                    official: list[Record] = []
+                    results = []
                     with LoopbackCapture(port) as capture:
-                        results = run_streams(url, streams, per_stream, args.tokens)
+                        for _ in range(2):  # interleaved halves: ours, official, ours, official
+                            results += run_streams(url, streams, max(1, per_stream // 2),
+                                                   args.tokens)
+                            official += run_official(url, streams, max(1, per_stream // 2),
+                                                     args.tokens)
                     captured = first_content_packets(capture.packets)
-                    errors = referee(results, flushes, captured)
-                    sources = ",".join(sorted({r[4] for r in results}))
                     drift = (capture.offsets[1] - capture.offsets[0]) / 1e3
-                    refereed.append(
-                        f"| {mode} | {streams} | {len(errors['kernel'])}/{len(results)} | "
-                        f"{sources} | {fmt(errors['kernel'])} | {fmt(errors['read'])} | "
-                        f"{fmt(errors['flush'])} | {drift:+.0f} | {capture.report} |")
+                    for client, records in (("ours", results), ("official", official)):
+                        errors = referee(records, flushes, captured)
+                        sources = ",".join(sorted({r[4] for r in records}))
+                        read = fmt(errors["read"]) if client == "ours" else "- | - | -"
+                        refereed.append(
+                            f"| {mode} | {client} | {streams} | {len(errors['client'])}/"
+                            f"{len(records)} | {sources} | {fmt(errors['client'])} | {read} | "
+                            f"{fmt(errors['flush'])} | {drift:+.0f} | {capture.report} |")
                 else:
                     results = run_streams(url, streams, per_stream, args.tokens)
                 first, every = ttft_errors(results, flushes)
@@ -377,10 +427,10 @@ def main(argv: list[str] | None = None) -> int:
     if refereed:
         print("\nReferee: loopback capture, first-content packet; errors in us (stamp - "
               "packet):\n")
-        print("| simulator | streams | matched | client stamp source | kernel stamp p50 | p99 "
+        print("| simulator | client | streams | matched | stamp source | client stamp p50 | p99 "
               "| p1 | socket-read stamp p50 | p99 | p1 | simulator flush p50 | p99 | p1 "
               "| clock drift (us) | tcpdump |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         print("\n".join(refereed), flush=True)
     if args.skip_cost:
         return 0
