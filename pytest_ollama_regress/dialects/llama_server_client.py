@@ -24,6 +24,7 @@ from pytest_ollama_regress.dialects.ollama_client import (
     Completion,
     OllamaClient,
     OllamaError,
+    batched,
     read_stamp,
 )
 from pytest_ollama_regress.dialects.timing import ServerMetrics, StreamTiming
@@ -137,6 +138,7 @@ class LlamaServerClient(OllamaClient):
         final: dict[str, Any] = {}
         finish: str | None = None
         done = False
+        last_read = -1  # the read that brought the latest chunk
         try:
             for line in response.iter_lines():
                 if stamped is not None:
@@ -153,6 +155,10 @@ class LlamaServerClient(OllamaClient):
                 if lim is not None:
                     lim.progress()
                 obj = self._parse_line(data, response, url)
+                if stamped is not None:
+                    if stamped.reads == last_read:
+                        batched(timing)  # the previous chunk came in this read too
+                    last_read = stamped.reads
                 timing.chunk_arrivals_ns.append(t)
                 timing.chunk_sources.append(source)
                 chunks.append(obj)

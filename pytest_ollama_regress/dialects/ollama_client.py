@@ -52,7 +52,7 @@ class _StampedStream(httpcore.NetworkStream):
     :mod:`~.kernel_stamps`), else the read's (``"read"``).
     """
 
-    __slots__ = ("_stream", "_kernel", "last_read_ns", "last_stamp_ns", "last_source")
+    __slots__ = ("_stream", "_kernel", "last_read_ns", "last_stamp_ns", "last_source", "reads")
 
     def __init__(self, stream: httpcore.NetworkStream) -> None:
         self._stream = stream
@@ -60,9 +60,12 @@ class _StampedStream(httpcore.NetworkStream):
         self.last_read_ns = 0
         self.last_stamp_ns = 0
         self.last_source = "read"
+        #: reads so far: lines with the same count came in one read
+        self.reads = 0
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         data = self._stream.read(max_bytes, timeout)
+        self.reads += 1
         self.last_read_ns = now = time.perf_counter_ns()
         kernel = self._kernel.last_rx_ns if self._kernel is not None else None
         if kernel is None:
@@ -114,6 +117,16 @@ def _stamping_transport(limits: httpx.Limits) -> tuple[httpx.HTTPTransport, bool
         lambda backend: _StampingBackend(deadlines.DeadlineBackend(KernelStampBackend(backend))),
     )
     return transport, enforced
+
+
+def batched(timing: StreamTiming) -> None:
+    """The latest chunk shares its read with the next one: a kernel stamp is then the later
+    packet's arrival, an upper bound for this chunk (source ``"kernel-batch"``)."""
+    if timing.chunk_sources and timing.chunk_sources[-1] == "kernel":
+        timing.chunk_sources[-1] = "kernel-batch"
+        if timing.first_content_ns == timing.chunk_arrivals_ns[-1] and (
+                timing.first_content_source == "kernel"):
+            timing.first_content_source = "kernel-batch"
 
 
 def read_stamp(response: httpx.Response) -> _StampedStream | None:
@@ -634,6 +647,7 @@ class OllamaClient:
 
         lim = deadlines.current()
         check = self._check
+        last_read = -1  # the read that brought the latest chunk
 
         def partial() -> Completion:
             return self._assemble(
@@ -663,6 +677,10 @@ class OllamaClient:
                         in_stream=True,
                         partial=partial(),
                     )
+                if stamped is not None:
+                    if stamped.reads == last_read:
+                        batched(timing)  # the previous chunk came in this read too
+                    last_read = stamped.reads
                 arrivals.append(t)
                 sources.append(source)
                 chunks.append(obj)

@@ -17,8 +17,9 @@ Definitions (they differ between benchmarking tools, so they are fixed here):
   complete lines of one read before it reads again, so a line takes the stamp of the latest
   read; several lines that arrive in one read share it. Each stamp's source is in
   ``chunk_sources``: ``"kernel"``, the kernel's receive stamp of the read's data (Linux,
-  plain TCP; see :mod:`~.kernel_stamps`: when one read carries several packets it is the last
-  packet's arrival), independent of when the reading thread ran; ``"read"``, when the read
+  plain TCP; see :mod:`~.kernel_stamps`), independent of when the reading thread ran;
+  ``"kernel-batch"``, the same for a chunk that shares its read with later chunks: the stamp
+  is then the last packet's arrival, an upper bound for this one; ``"read"``, when the read
   returned to this process (TLS, other systems); ``"line"``, where the stamping stream cannot
   be installed: the instant ``iter_lines`` yields the line, which adds the client's parsing
   time, about 0.1-0.5 ms on a busy 2-core machine. ``stamp_source`` is the source of
@@ -59,7 +60,7 @@ class StreamTiming:
     token_arrivals_ns: list[int] = field(default_factory=list)
     end_ns: int | None = None
     stamp_source: str = "read"
-    #: the source of each ``chunk_arrivals_ns`` stamp: "kernel", "read" or "line"
+    #: the source of each ``chunk_arrivals_ns`` stamp: "kernel", "kernel-batch", "read", "line"
     chunk_sources: list[str] = field(default_factory=list)
     first_content_source: str | None = None
     #: when the read that brought the first content returned (equals ``first_content_ns``
