@@ -28,6 +28,7 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import platform
@@ -411,7 +412,8 @@ def main(argv: list[str] | None = None) -> int:
                     drift = (capture.offsets[1] - capture.offsets[0]) / 1e3
                     for client, records in (("ours", results), ("official", official)):
                         errors = referee(records, flushes, captured)
-                        sources = ",".join(sorted({r[4] for r in records}))
+                        counts = collections.Counter(r[4] for r in records)
+                        sources = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
                         read = fmt(errors["read"]) if client == "ours" else "- | - | -"
                         refereed.append(
                             f"| {mode} | {client} | {streams} | {len(errors['client'])}/"
@@ -424,6 +426,11 @@ def main(argv: list[str] | None = None) -> int:
                     f"| {mode} | {streams} | {len(first)} | {fmt(first)} | {fmt(every)} |",
                     flush=True,
                 )
+    if args.skip_cost:
+        return 0
+    for streams, per_stream in plan:
+        floor = socket_floor(streams, per_stream * (args.tokens + 1), args.decode_ms)
+        print(f"| bare sockets (floor) | {streams} | - | - | - | - | {fmt(floor)} |", flush=True)
     if refereed:
         print("\nReferee: loopback capture, first-content packet; errors in us (stamp - "
               "packet):\n")
@@ -432,11 +439,6 @@ def main(argv: list[str] | None = None) -> int:
               "| clock drift (us) | tcpdump |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         print("\n".join(refereed), flush=True)
-    if args.skip_cost:
-        return 0
-    for streams, per_stream in plan:
-        floor = socket_floor(streams, per_stream * (args.tokens + 1), args.decode_ms)
-        print(f"| bare sockets (floor) | {streams} | - | - | - | - | {fmt(floor)} |", flush=True)
     print(
         "\n| simulator | chunks/stream | OllamaClient, end to end | bare httpx iter_lines "
         "| difference | client parse+stamp (replay, line split excluded) |"
