@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import importlib.util
 import json
 import os
 import platform
@@ -273,6 +274,57 @@ def run_official(url: str, streams: int, per_stream: int, tokens: int) -> list[R
     return results
 
 
+def run_vllm_method(url: str, streams: int, per_stream: int, tokens: int) -> list[Record]:
+    """vLLM's benchmark request function, written from its published method (not copied):
+    one asyncio loop, aiohttp streaming ``POST /v1/chat/completions``, ``perf_counter`` taken
+    as each SSE chunk comes off ``response.content``, before JSON parsing. Stamped here is the
+    first chunk whose delta has content (vLLM counts the first chunk even when empty; the
+    simulator sends the role first, so that would be a different event)."""
+    import asyncio
+
+    import aiohttp
+
+    results: list[Record] = []
+
+    async def one(session: aiohttp.ClientSession, prompt: str) -> Record:
+        payload = {"model": MODEL, "messages": [{"role": "user", "content": prompt}],
+                   "stream": True, "max_tokens": tokens}
+        first_ns, first, events = 0, -1, 0
+        async with session.post(f"{url}/v1/chat/completions", json=payload) as response:
+            request_id = response.headers.get("X-Sim-Request-Id", "")
+            async for raw in response.content:
+                stamp = time.perf_counter_ns()
+                line = raw.strip()
+                if not line:
+                    continue
+                data = line.decode().removeprefix("data: ")
+                if data == "[DONE]":
+                    break
+                choices = json.loads(data).get("choices") or [{}]
+                if choices[0].get("delta", {}).get("content") and not first_ns:
+                    first_ns, first = stamp, events
+                events += 1
+        return (request_id, first, [first_ns] * (first + 1), first_ns, "asyncio chunk")
+
+    async def stream(session: aiohttp.ClientSession, index: int, start: asyncio.Event) -> None:
+        await one(session, "warm up")
+        await start.wait()
+        for n in range(per_stream):
+            results.append(await one(session, f"vllm {index} {n}"))
+
+    async def main() -> None:
+        start = asyncio.Event()
+        timeout = aiohttp.ClientTimeout(total=300)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            tasks = [asyncio.create_task(stream(session, i, start)) for i in range(streams)]
+            await asyncio.sleep(0.5)  # every stream warmed up
+            start.set()
+            await asyncio.gather(*tasks)
+
+    asyncio.run(main())
+    return results
+
+
 def ttft_errors(results: list[Record], flushes: FlushFn) -> tuple[list[float], list[float]]:
     """Errors in us: (first content chunk per request, every chunk of every request)."""
     first_errors: list[float] = []
@@ -380,6 +432,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.capture and (why := LoopbackCapture.available()):
         parser.error(f"--capture: {why}")
+    has_aiohttp = importlib.util.find_spec("aiohttp") is not None
+    if args.capture and not has_aiohttp:
+        print("# aiohttp is not installed: the vLLM-method peer is left out (pip install aiohttp)")
     scale = 0.5 if args.quick else 1.0
     plan = [(1, int(150 * scale)), (16, int(10 * scale)), (64, max(2, int(4 * scale)))]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -401,16 +456,21 @@ def main(argv: list[str] | None = None) -> int:
             for streams, per_stream in plan:
                 if args.capture:
                     official: list[Record] = []
+                    vllm: list[Record] = []
                     results = []
+                    half = max(1, per_stream // 2)
                     with LoopbackCapture(port) as capture:
-                        for _ in range(2):  # interleaved halves: ours, official, ours, official
-                            results += run_streams(url, streams, max(1, per_stream // 2),
-                                                   args.tokens)
-                            official += run_official(url, streams, max(1, per_stream // 2),
-                                                     args.tokens)
+                        for _ in range(2):  # interleaved halves: ours, official, vLLM's, ...
+                            results += run_streams(url, streams, half, args.tokens)
+                            official += run_official(url, streams, half, args.tokens)
+                            if has_aiohttp:
+                                vllm += run_vllm_method(url, streams, half, args.tokens)
                     captured = first_content_packets(capture.packets)
                     drift = (capture.offsets[1] - capture.offsets[0]) / 1e3
-                    for client, records in (("ours", results), ("official", official)):
+                    peers = [("ours", results), ("official", official)]
+                    if has_aiohttp:
+                        peers.append(("vLLM method", vllm))
+                    for client, records in peers:
                         errors = referee(records, flushes, captured)
                         counts = collections.Counter(r[4] for r in records)
                         sources = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
@@ -426,8 +486,6 @@ def main(argv: list[str] | None = None) -> int:
                     f"| {mode} | {streams} | {len(first)} | {fmt(first)} | {fmt(every)} |",
                     flush=True,
                 )
-    if args.skip_cost:
-        return 0
     for streams, per_stream in plan:
         floor = socket_floor(streams, per_stream * (args.tokens + 1), args.decode_ms)
         print(f"| bare sockets (floor) | {streams} | - | - | - | - | {fmt(floor)} |", flush=True)
@@ -439,6 +497,8 @@ def main(argv: list[str] | None = None) -> int:
               "| clock drift (us) | tcpdump |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         print("\n".join(refereed), flush=True)
+    if args.skip_cost:
+        return 0
     print(
         "\n| simulator | chunks/stream | OllamaClient, end to end | bare httpx iter_lines "
         "| difference | client parse+stamp (replay, line split excluded) |"
