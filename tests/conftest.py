@@ -33,20 +33,22 @@ from pytest_ollama_regress.containers.engine import (
 from pytest_ollama_regress.sim import Latency, SimServer
 
 ROOT = Path(__file__).resolve().parent.parent
-BUILDER = ROOT / "fixtures" / "images" / "build_sim_images.py"
+IMAGES = ROOT / "fixtures" / "images"
+CACHE = Path(os.environ.get("OLLAMA_REGRESS_CACHE", Path.home() / ".cache/pytest-ollama-regress"))
 
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
-def _builder() -> ModuleType:
-    module = sys.modules.get("build_sim_images")
+def builder(name: str = "build_sim_images") -> ModuleType:
+    """An image builder script of ``fixtures/images`` as a module (loaded once)."""
+    module = sys.modules.get(name)
     if module is None:
-        spec = importlib.util.spec_from_file_location("build_sim_images", BUILDER)
+        spec = importlib.util.spec_from_file_location(name, IMAGES / f"{name}.py")
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
-        sys.modules["build_sim_images"] = module
+        sys.modules[name] = module
         spec.loader.exec_module(module)
     return module
 
@@ -87,7 +89,7 @@ def docker_compose(docker_engine_info: EngineInfo) -> str:
 @pytest.fixture(scope="session")
 def sim_manifest(docker_engine_info: EngineInfo) -> dict[str, Any]:
     """The builder's manifest: images built once (reused across runs when already present)."""
-    return _builder().build_locked()
+    return builder().build_locked()
 
 
 @pytest.fixture(scope="session")
@@ -96,6 +98,33 @@ def sim_images(sim_manifest: dict[str, Any], docker_compose: str) -> dict[str, d
     ``hist-1`` ... ``hist-6``): each with ``id``, ``short_id``, ``tag``, ``created``,
     ``revision``, ``profile``, ``version``. Tests start them with Compose v2."""
     return {image["name"]: image for image in sim_manifest["images"]}
+
+
+@pytest.fixture(scope="session")
+def llama_server_files() -> tuple[Path, Path]:
+    """(llama-server binary, GGUF model) from ``LLAMA_SERVER_BIN`` / ``LLAMA_SERVER_MODEL`` or
+    the build script's cache: skip without them, fail under CI=true."""
+    binary = Path(os.environ.get("LLAMA_SERVER_BIN")
+                  or CACHE / "llama-server-11434.0.0" / "llama-server")
+    model = Path(os.environ.get("LLAMA_SERVER_MODEL")
+                 or CACHE / "smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf")
+    missing = [str(p) for p in (binary, model) if not p.is_file()]
+    if missing:
+        message = f"no llama-server build ({', '.join(missing)}): run .ci/build-llama-server.sh"
+        if in_ci():
+            pytest.fail(f"CI=true but {message}", pytrace=False)
+        pytest.skip(message)
+    return binary, model
+
+
+@pytest.fixture(scope="session")
+def llama_images(llama_server_files: tuple[Path, Path], docker_compose: str
+                 ) -> dict[str, dict[str, Any]]:
+    """llama.cpp server images by name (``hist-1``, ``good``, ``regressed``, ``hist-2``,
+    ``template``, ``nocache``; see fixtures/images/build_llama_images.py), built once from the
+    llama-server binary; each with ``id``, ``short_id``, ``tag``, ``args``, ``revision``."""
+    manifest = builder("build_llama_images").build_locked(llama_server_files[0])
+    return {image["name"]: image for image in manifest["images"]}
 
 
 @pytest.fixture

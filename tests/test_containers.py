@@ -253,8 +253,8 @@ def test_env_values_and_models_path_reach_the_container_literally(pytester, sim_
     assert {k: seen["target_env"][k] for k in values} == values
     assert seen["mounts"] == [[str(models), False]] and seen["env"]["OLLAMA_NOPRUNE"] == "1"
     result.stdout.fnmatch_lines([
-        f"ollama containers: GPUs * models dir {models} -> /models (read-only, OLLAMA_NOPRUNE=1; "
-        "--ollama-models-rw to pull or delete models); env V=$HOME * HF_TOKEN=***"
+        f"ollama containers: GPUs * models dir {models} -> /models (read-only, OLLAMA_NOPRUNE=1 "
+        "for Ollama; --ollama-models-rw to pull or delete models); env V=$HOME * HF_TOKEN=***"
     ])
     assert "hf_s3cr3t" not in result.stdout.str() + result.stderr.str()
     assert ours(inner_pid(pytester)) == []

@@ -31,6 +31,9 @@ HEAVY = (
     "pytest_ollama_regress.suite.pictures",
     "pytest_ollama_regress.suite.snapshots",
     "pytest_ollama_regress.suite.ttft_probe",
+    "pytest_ollama_regress.suite.numerics_probe",
+    "pytest_ollama_regress.suite.divergence",
+    "pytest_ollama_regress.suite.golden",
 )
 
 #: runs pytest in this child and prints what was loaded and running when the session ended

@@ -33,6 +33,8 @@ CHANGES = {
     "reload-thrash": {"reloads_on_repeat"},
     "silent-truncation": {"truncated_render", "truncate_false_status"},
     "slow-ttft": {"first_token_late"},
+    # noisy logits: greedy answers part from the healthy ones (nothing else changes)
+    "numerics-drift": {"answer_2", "text_answer"},
     # healthy builds: only the version string differs
     "source-build": {"reported_version"},
     "describe-build": {"reported_version"},
@@ -257,6 +259,6 @@ def test_profiles_registry_is_extensible():
     assert set(PROFILES) == {"good", "vision-ignored", "vision-miscount", "images-unvalidated",
                              "images-first-only", "numctx-scaled", "ps-configured",
                              "numctx-sticky", "reload-thrash", "silent-truncation", "slow-ttft",
-                             "source-build", "describe-build", "hash-build"}
+                             "numerics-drift", "source-build", "describe-build", "hash-build"}
     healthy = {name for name, profile in PROFILES.items() if profile.healthy}
     assert healthy == {"good", "source-build", "describe-build", "hash-build"}

@@ -81,6 +81,13 @@ EXPECTED: dict[str, tuple[set[tuple[str, str]], str]] = {
         {("test_truncation_keeps_system_and_last", ""), ("test_truncate_false_rejected", "")},
         "cut in the middle|truncate:false was ignored",
     ),
+    # without a baseline only the answer checks see the drift (the numerics check compares
+    # with --ollama-baseline: test_numerics_drift_is_caught_against_the_baseline)
+    "numerics-drift": (
+        {("test_model_sees_picture", "chat"), ("test_model_sees_picture", "generate"),
+         ("test_multi_image_answer", "")},
+        "did not see the picture|did not see every image",
+    ),
     "slow-ttft": (
         # the long prompt spans several prefill batches: the server's prompt_eval_duration
         # cannot be trusted there, so only the baseline gate judges it
@@ -158,7 +165,8 @@ def test_each_profile_fails_exactly_its_checks(pytester: pytest.Pytester,
                 assert "(rule: " in outcome.message, outcome.message
     with subtests.test(msg="every check fails on some profile"):
         # the render checks compare with snapshots and baselines: shown by the runs below
-        caught_by_other_runs = {"test_render_snapshot", "test_render_matches_baseline"}
+        caught_by_other_runs = {"test_render_snapshot", "test_render_matches_baseline",
+                                "test_golden_outputs", "test_divergence_from_baseline"}
         # the checks of another server family (llama.cpp) skip on simulators: shown elsewhere
         ran = {o.test for o in outcomes
                if not (o.status == "skipped" and "dialect; this test needs" in o.message)}
@@ -188,6 +196,44 @@ def test_baseline_diffs_renders_and_gates_ttft(pytester: pytest.Pytester) -> Non
     assert "vs baseline sim-good" in gate and "TTFT regressed (rule: ttft gate" in gate
     skipped = {(o.target, o.test) for o in outcomes if o.status == "skipped"}
     assert ("sim-good", "test_render_matches_baseline") in skipped
+
+
+NUMERICS_HEALTHY = ("good@0.13.0", "source-build@0.12.11", "describe-build@0.12.11",
+                    "good@0.30.0", "good@0.12.6")
+
+
+def test_numerics_drift_is_caught_against_the_baseline(pytester: pytest.Pytester) -> None:
+    """numerics-drift fails the numerics gate naming the divergence, by log-probabilities
+    from 0.12.11 and by greedy outputs alone before; healthy builds and releases pass; an
+    image whose greedy outputs changed fails its snapshot."""
+    outcomes = run_suite(
+        pytester, "--ollama-sim=good@0.12.11", "--ollama-sim=numerics-drift@0.12.11",
+        "--ollama-sim=numerics-drift@0.12.6", *(f"--ollama-sim={h}" for h in NUMERICS_HEALTHY),
+        "--ollama-baseline=good@0.12.11", "-m", "numerics")
+    failed = {(o.target, o.test, o.param): o.message for o in outcomes if o.status == "failed"}
+    assert set(failed) == {
+        (f"sim-numerics-drift-{v}", "test_divergence_from_baseline", group)
+        for v in ("0.12.11", "0.12.6") for group in ("text", "image")}, failed
+    by_logprobs = failed[("sim-numerics-drift-0.12.11", "test_divergence_from_baseline", "text")]
+    assert "numerics regressed against baseline sim-good-0.12.11 (0.12.11): mean KL" in by_logprobs
+    assert "> 0.01 allowed" in by_logprobs and "(worst: " in by_logprobs
+    assert "first divergent token: " in by_logprobs and "rule: numerics gate" in by_logprobs
+    assert "--- baseline sim-good-0.12.11 system-prompt" in by_logprobs
+    by_tokens = failed[("sim-numerics-drift-0.12.6", "test_divergence_from_baseline", "text")]
+    assert "no log-probabilities to compare" in by_tokens
+    assert "exact-match rate 25% < 50% allowed" in by_tokens
+    passed = {(o.target, o.test) for o in outcomes if o.status == "passed"}
+    for healthy in NUMERICS_HEALTHY:
+        target = "sim-" + healthy.replace("@", "-")
+        assert (target, "test_divergence_from_baseline") in passed, target
+    # the same image key decoding differently: good's outputs recorded under drift's key
+    root = pytester.path / "__ollama_snapshots__"
+    shutil.copytree(root / "sim-good-0.12.11@0.12.11", root / "sim-numerics-drift@0.12.11")
+    again = run_suite(pytester, "--ollama-sim=numerics-drift@0.12.11", "-m", "numerics")
+    changed = {o.param: o.message for o in again if o.status == "failed"}
+    assert set(changed) == {"system-prompt", "chat-turns", "arithmetic", "image"}, changed
+    assert "greedy output of 'arithmetic' changed since this image's snapshot" in changed[
+        "arithmetic"] and "rule: numerics snapshot" in changed["arithmetic"]
 
 
 def test_renders_compare_across_versions(pytester: pytest.Pytester) -> None:

@@ -34,6 +34,13 @@ def _not_an_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
          "ini ollama_ttft_max_regression 'fifteen' is not a percentage"),
         (("--ollama-ttft-rounds=0",), "", "--ollama-ttft-rounds '0': give a whole number >= 1"),
         (("--ollama-ttft-warmup=x",), "", "--ollama-ttft-warmup 'x': give a whole number >= 0"),
+        (("--ollama-numerics-max-kl=abc",), "",
+         "--ollama-numerics-max-kl 'abc' is not a number >= 0: write e.g. "
+         "--ollama-numerics-max-kl=0.01"),
+        (("--ollama-numerics-min-same-top=150%",), "",
+         "--ollama-numerics-min-same-top '150%' is not a rate between 0 and 1"),
+        ((), "ollama_numerics_min_exact = most", "ini ollama_numerics_min_exact 'most' is not a rate"),
+        (("--ollama-numerics-tokens=0",), "", "--ollama-numerics-tokens '0': give a whole number >= 1"),
         (("--ollama-sim=good", "--ollama-baseline=sim-nope"), "",
          "--ollama-baseline 'sim-nope' is not among the targets (sim-good)"),
     ],

@@ -1,10 +1,11 @@
 """Compose files the plugin generates: one project per (image, env), written to a temp dir.
 
-The file pins the image by ID, sets the environment (``OLLAMA_MODELS=/models`` when a models
-folder is mounted), lets the kernel or Docker pick the port (host network: ``OLLAMA_HOST`` on
-port 0, the server logs the port it got; bridge: the container port published on an ephemeral
-127.0.0.1 port), labels the container with the session and owner, and turns ``--ollama-gpus``
-into Compose device reservations.
+The file pins the image by ID, sets the environment (the dialect's: ``OLLAMA_MODELS=/models``
+when a models folder is mounted, or llama-server's ``LLAMA_ARG_MODEL=/models/<file>.gguf``),
+the command (``--ollama-server-args``), lets the kernel or Docker pick the port (host network:
+the dialect's address variables on port 0, the server logs the port it got; bridge: the
+container port published on an ephemeral 127.0.0.1 port), labels the container with the
+session and owner, and turns ``--ollama-gpus`` into Compose device reservations.
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ from typing import Any
 
 import yaml
 
+from pytest_ollama_regress.dialects.base import ContainerLaunch
+from pytest_ollama_regress.dialects.ollama import OLLAMA
+
 SERVICE = "ollama"
-CONTAINER_PORT = 11434
+CONTAINER_PORT = OLLAMA.launch.port  # an Ollama image's; ComposeSpec.launch has each dialect's
 MODELS_MOUNT = "/models"
 STOP_GRACE = "3s"
 
@@ -127,6 +131,13 @@ class ComposeSpec:
     models_dir: Path | None = None
     models_read_only: bool = True
     gpus: GpuRequest = GpuRequest("none")
+    #: how the image's server family is started (Ollama's unless the target says otherwise)
+    launch: ContainerLaunch = OLLAMA.launch
+    #: arguments after the entrypoint (``--ollama-server-args``); ``None`` keeps the image's CMD
+    command: tuple[str, ...] | None = None
+    #: what the dialect sets for the models folder (``provider.models_env``, which sees the
+    #: image's own ENV and CMD); ``None``: the dialect's answer from this spec alone
+    models: dict[str, str] | None = None
 
     @property
     def container_name(self) -> str:
@@ -135,16 +146,14 @@ class ComposeSpec:
     def environment(self) -> dict[str, str]:
         """The container's environment: the user's, then what the plugin must set."""
         env = dict(self.env)
-        if self.network == "host":
-            env["OLLAMA_HOST"] = "127.0.0.1:0"
-        else:
-            env["OLLAMA_HOST"] = f"0.0.0.0:{CONTAINER_PORT}"
         if self.models_dir is not None:
-            env["OLLAMA_MODELS"] = MODELS_MOUNT
-            if self.models_read_only:
-                # Ollama prunes unused blobs and empty folders at start; on a read-only mount
-                # that fails (and a test run should not prune the user's models anyway).
-                env.setdefault("OLLAMA_NOPRUNE", "1")
+            env.update(self.models if self.models is not None else self.launch.models_env(
+                MODELS_MOUNT, self.models_dir, self.models_read_only, self.env,
+                self.command or ()))
+        if self.network == "host":
+            env.update(self.launch.listen_env("127.0.0.1", 0))
+        else:
+            env.update(self.launch.listen_env("0.0.0.0", self.launch.port))
         return env
 
     def to_dict(self) -> dict[str, object]:
@@ -159,10 +168,12 @@ class ComposeSpec:
             "stop_grace_period": STOP_GRACE,
             "restart": "no",
         }
+        if self.command is not None:
+            service["command"] = list(self.command)
         if self.network == "host":
             service["network_mode"] = "host"
         else:
-            service["ports"] = [f"127.0.0.1::{CONTAINER_PORT}"]
+            service["ports"] = [f"127.0.0.1::{self.launch.port}"]
         if self.models_dir is not None:
             service["volumes"] = [
                 {

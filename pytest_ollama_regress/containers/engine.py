@@ -50,18 +50,23 @@ class ImageRef:
     text: str  # REF as the user wrote it (without the label)
     kind: str  # "id" | "short_id" | "name" (repo[:tag]) | "digest" (repo[:tag]@sha256:...)
     label: str | None = None
+    dialect: str | None = None  # stated with DIALECT+REF (e.g. llama-server+sha256:...)
 
     @property
     def given(self) -> str:
-        """The option value as given, label included."""
-        return f"{self.label}={self.text}" if self.label else self.text
+        """The option value as given, label and dialect included."""
+        text = f"{self.dialect}+{self.text}" if self.dialect else self.text
+        return f"{self.label}={text}" if self.label else text
 
 
 def parse_image_ref(value: str) -> ImageRef:
-    """Check ``[LABEL=]REF`` syntax; raise ``ValueError`` with a one-line message otherwise.
+    """Check ``[LABEL=][DIALECT+]REF`` syntax; raise ``ValueError`` with a one-line message
+    otherwise.
 
     REF is a full image ID (``sha256:<64 hex>``), a short ID (4-64 hex digits), ``repo[:tag]``
     or ``repo[:tag]@sha256:<64 hex>``. LABEL (letters, digits, ``._-``) becomes the test id.
+    DIALECT (``ollama``, ``llama-server``) states the server family (an image reference never
+    holds a ``+``); without it the image's labels and entrypoint tell.
     """
     text = value.strip()
     label: str | None = None
@@ -76,18 +81,27 @@ def parse_image_ref(value: str) -> ImageRef:
         "expected sha256:<64 hex> (image ID), a short ID such as 4beecd8, repo:tag or "
         "repo@sha256:<64 hex>, optionally prefixed by LABEL="
     )
+    dialect: str | None = None
+    if "+" in text:
+        from pytest_ollama_regress.dialects import names
+
+        dialect, text = text.split("+", 1)
+        if dialect not in names():
+            known = " or ".join(f"{name}+REF" for name in names())
+            raise ValueError(f"--ollama-image {value!r}: unknown server dialect {dialect!r}; "
+                             f"write {known}")
     if not text:
         raise ValueError(f"--ollama-image {value!r}: empty image reference; {hint}")
     if text.startswith("sha256:"):
         if not _ID_RE.match(text):
             raise ValueError(f"--ollama-image {value!r}: malformed image ID; {hint}")
-        return ImageRef(text, "id", label)
+        return ImageRef(text, "id", label, dialect)
     if _SHORT_ID_RE.match(text):
-        return ImageRef(text, "short_id", label)
+        return ImageRef(text, "short_id", label, dialect)
     match = _REF_RE.match(text)
     if not match:
         raise ValueError(f"--ollama-image {value!r}: malformed image reference; {hint}")
-    return ImageRef(text, "digest" if match.group("digest") else "name", label)
+    return ImageRef(text, "digest" if match.group("digest") else "name", label, dialect)
 
 
 @dataclass
@@ -102,6 +116,8 @@ class ImageInfo:
     labels: dict[str, str] = field(default_factory=dict)
     env: list[str] = field(default_factory=list)
     exposed_ports: list[str] = field(default_factory=list)
+    entrypoint: list[str] = field(default_factory=list)
+    cmd: list[str] = field(default_factory=list)
 
     @property
     def short_id(self) -> str:
@@ -156,6 +172,8 @@ class ImageInfo:
             labels=dict(config.get("Labels") or {}),
             env=list(config.get("Env") or []),
             exposed_ports=sorted((config.get("ExposedPorts") or {}).keys()),
+            entrypoint=list(config.get("Entrypoint") or []),
+            cmd=list(config.get("Cmd") or []),
         )
 
 

@@ -18,6 +18,7 @@ from pytest_ollama_regress.containers.engine import (
     DockerEngine,
     DockerError,
     EngineInfo,
+    ImageInfo,
     ImageNotFound,
     ImageRef,
     daemon_error,
@@ -26,14 +27,26 @@ from pytest_ollama_regress.containers.engine import (
     parse_image_ref,
 )
 from pytest_ollama_regress.containers.interrupts import stop_like_ctrl_c
-from pytest_ollama_regress.containers.provider import ContainerProvider, ContainerSettings
+from pytest_ollama_regress.containers.provider import (
+    ContainerProvider,
+    ContainerSettings,
+    ContainerStartError,
+    models_env,
+)
 from pytest_ollama_regress.containers.reaper import Owner, reap
 from pytest_ollama_regress.containers.settings import value as option_value
+from pytest_ollama_regress.dialects import DEFAULT as DEFAULT_DIALECT
+from pytest_ollama_regress.dialects import DialectError
+from pytest_ollama_regress.dialects import get as get_dialect
+from pytest_ollama_regress.dialects import names as dialect_names
 from pytest_ollama_regress.targets.registry import Target, TargetError, TargetRegistry
 
-__all__ = ["PULL_TIMEOUT", "register_images", "worker_of"]
+__all__ = ["LABEL_DIALECT", "PULL_TIMEOUT", "holds_models", "image_dialect", "register_images",
+           "worker_of"]
 
 PULL_TIMEOUT = 1800.0
+#: an image label that states the server family (``llama-server``), when the entrypoint does not
+LABEL_DIALECT = "io.ollama-regress.dialect"
 
 
 def register_images(config: pytest.Config, registry: TargetRegistry, state: Any,
@@ -100,6 +113,7 @@ def register_images(config: pytest.Config, registry: TargetRegistry, state: Any,
         models_read_only=_models_read_only(config, models_dir),
         start_timeout=start_timeout,
         keep=bool(option_value(config, "ollama_keep")),
+        command=option_value(config, "ollama_server_args") or None,
     )
     provider = ContainerProvider(engine, compose, settings, owner)
     state.provider = provider
@@ -107,8 +121,8 @@ def register_images(config: pytest.Config, registry: TargetRegistry, state: Any,
     # SIGTERM/SIGHUP end the run like Ctrl-C; undone by the last clean-up (after the
     # registry's, which config.add_cleanup runs first: see targets/plugin.py).
     config.add_cleanup(stop_like_ctrl_c())
-    for ref, image in zip(refs, images, strict=True):
-        target = Target(
+    targets = [
+        Target(
             id=ref.label or image.short_id,
             kind="image",
             ref=ref.given,
@@ -119,8 +133,57 @@ def register_images(config: pytest.Config, registry: TargetRegistry, state: Any,
                 "gpus": str(gpus),
                 "models_dir": str(models_dir) if models_dir else None,
             },
+            dialect=image_dialect(ref, image),
         )
+        for ref, image in zip(refs, images, strict=True)
+    ]
+    for target in targets:
+        _check_launch(target, settings)
+    for target in targets:
         registry.add_target(target)
+
+
+def image_dialect(ref: ImageRef, image: ImageInfo) -> str:
+    """The server family of an image: stated (``llama-server+REF``), else its
+    ``io.ollama-regress.dialect`` label, else the dialect whose server its entrypoint (or
+    command) runs (``/app/llama-server``), else Ollama."""
+    if ref.dialect:
+        return ref.dialect
+    labelled = image.labels.get(LABEL_DIALECT)
+    if labelled:
+        if labelled not in dialect_names():
+            raise TargetError(
+                f"--ollama-image {ref.given}: label {LABEL_DIALECT}={labelled!r} names no known "
+                f"server dialect ({', '.join(dialect_names())}); state it with "
+                f"{DEFAULT_DIALECT}+{ref.text} or similar")
+        return labelled
+    argv = [*image.entrypoint, *image.cmd]
+    for name in dialect_names():
+        if get_dialect(name).claims(argv, image.labels):
+            return name
+    return DEFAULT_DIALECT
+
+
+def _check_launch(target: Target, settings: ContainerSettings) -> None:
+    """What the image's dialect refuses, before any test: arguments that take the address,
+    variables the plugin sets, a models folder it cannot use as it is."""
+    image = target.image
+    assert image is not None
+    dialect = get_dialect(target.dialect)
+    if settings.command is not None:
+        try:
+            dialect.launch.check_command(settings.command)
+        except DialectError as exc:
+            raise TargetError(f"--ollama-server-args for {target.id} ({dialect.title}): "
+                              f"{exc}") from None
+    for name in dialect.launch.reserved_env:
+        if name in settings.env:
+            raise TargetError(f"--ollama-env {name}: set by the plugin for {target.id} "
+                              f"({dialect.title}; it picks a free port); leave it out")
+    try:
+        models_env(dialect, settings, image, settings.env)
+    except ContainerStartError as exc:
+        raise TargetError(str(exc)) from None
 
 
 def _resolve(engine: DockerEngine, ref: ImageRef, *, pull: bool) -> Any:
@@ -185,9 +248,14 @@ def worker_of(config: pytest.Config) -> tuple[str, str | None]:
     return "main", None
 
 
+def holds_models(models_dir: Path) -> bool:
+    """An Ollama models folder (``manifests/``) or a folder of GGUF files (llama-server's)."""
+    return (models_dir / "manifests").is_dir() or any(models_dir.glob("*.gguf"))
+
+
 def _models_read_only(config: pytest.Config, models_dir: Path | None) -> bool:
-    """Read-only unless asked, or unless the folder holds no models yet (``manifests/``): a
-    server must be able to initialise an empty folder, and there is nothing in it to protect."""
+    """Read-only unless asked, or unless the folder holds no models yet: a server must be able
+    to initialise an empty folder, and there is nothing in it to protect."""
     if models_dir is None or option_value(config, "ollama_models_rw"):
         return False
-    return (models_dir / "manifests").is_dir()
+    return holds_models(models_dir)

@@ -21,6 +21,7 @@ import pytest
 from pytest_ollama_regress.containers.redact import env_text
 from pytest_ollama_regress.containers.settings import OPTIONS
 from pytest_ollama_regress.containers.settings import value as option_value
+from pytest_ollama_regress.dialects import DEFAULT as DEFAULT_DIALECT
 from pytest_ollama_regress.options import add_options
 from pytest_ollama_regress.session import session_of
 from pytest_ollama_regress.targets.providers import SimProvider
@@ -179,10 +180,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def _models_mode(settings: ContainerSettings) -> str:
+    from pytest_ollama_regress.containers.images import holds_models
+
     if settings.models_read_only:
-        return "read-only, OLLAMA_NOPRUNE=1; --ollama-models-rw to pull or delete models"
-    if settings.models_dir is not None and not (settings.models_dir / "manifests").is_dir():
-        return "read-write: it holds no manifests/ yet"
+        return ("read-only, OLLAMA_NOPRUNE=1 for Ollama; --ollama-models-rw to pull or delete "
+                "models")
+    if settings.models_dir is not None and not holds_models(settings.models_dir):
+        return "read-write: it holds no manifests/ or .gguf files yet"
     return "read-write (--ollama-models-rw)"
 
 
@@ -207,8 +211,9 @@ def _check_vram(item: pytest.Item) -> None:
     endpoint = registry.started_endpoint(param.target_id, param.env_dict)
     if endpoint is None or endpoint.url in provider.vram_checked:
         return
-    if registry.target(param.target_id).kind != "image":
-        return
+    target = registry.target(param.target_id)
+    if target.kind != "image" or target.dialect != DEFAULT_DIALECT:
+        return  # /api/ps, which tells where a model runs, is Ollama's
     from pytest_ollama_regress.containers.provider import cpu_fallback_models
 
     try:

@@ -16,7 +16,7 @@ from typing import Any
 from pytest_docker import Services
 
 from pytest_ollama_regress.containers.compose_exec import ComposeExecutor, Tracker
-from pytest_ollama_regress.containers.compose_file import CONTAINER_PORT, SERVICE, ComposeSpec
+from pytest_ollama_regress.containers.compose_file import SERVICE, ComposeSpec
 from pytest_ollama_regress.containers.engine import ComposeCommand, DockerEngine
 
 FOLLOW_RESTARTS = 3
@@ -134,7 +134,7 @@ class ComposeProject:
 
     def published_port(self) -> int | None:
         try:
-            return int(self.services.port_for(SERVICE, CONTAINER_PORT))
+            return int(self.services.port_for(SERVICE, self.spec.launch.port))
         except Exception:  # noqa: BLE001 - not published (yet): readiness retries or times out
             return None
 

@@ -32,6 +32,7 @@ from pytest_ollama_regress.containers.compose_file import (
     LABEL_IMAGE,
     LABEL_PID,
     LABEL_SESSION,
+    MODELS_MOUNT,
     ComposeSpec,
     GpuRequest,
     project_name,
@@ -49,7 +50,9 @@ from pytest_ollama_regress.containers.readiness import NotReady, wait_ready
 from pytest_ollama_regress.containers.reaper import Owner, reap
 from pytest_ollama_regress.containers.redact import env_text
 from pytest_ollama_regress.containers.watchdog import Watchdog
-from pytest_ollama_regress.dialects import deadlines
+from pytest_ollama_regress.dialects import Dialect, DialectError, deadlines
+from pytest_ollama_regress.dialects import get as get_dialect
+from pytest_ollama_regress.dialects.ollama import OLLAMA
 from pytest_ollama_regress.targets.registry import Endpoint, Target, TargetError
 
 __all__ = [
@@ -58,12 +61,12 @@ __all__ = [
     "ContainerStartError",
     "ImageInfo",
     "cpu_fallback_models",
+    "models_env",
 ]
 
 POLL_INTERVAL = 0.05
 PROBE_DEADLINE = 0.5  # one readiness probe, whole request
 UP_GRACE = 60.0  # `compose up` may take this much longer than the start timeout
-RESERVED_ENV = ("OLLAMA_HOST",)
 
 EnvKey = tuple[tuple[str, str], ...]
 
@@ -84,6 +87,23 @@ class ContainerSettings:
     start_timeout: float = 120.0
     keep: bool = False
     poll_interval: float = POLL_INTERVAL
+    command: tuple[str, ...] | None = None  # --ollama-server-args (replaces the image's CMD)
+
+
+def models_env(dialect: Dialect, settings: ContainerSettings, image: ImageInfo,
+               env: Mapping[str, str]) -> dict[str, str]:
+    """What the dialect sets for the mounted models folder, seeing the image's own ENV and
+    command (``{}`` without a folder); :class:`ContainerStartError` naming the fix."""
+    if settings.models_dir is None:
+        return {}
+    image_env = dict(item.split("=", 1) for item in image.env if "=" in item)
+    command = settings.command if settings.command is not None else tuple(image.cmd)
+    try:
+        return dialect.launch.models_env(MODELS_MOUNT, settings.models_dir,
+                                         settings.models_read_only, {**image_env, **env},
+                                         (*image.entrypoint, *command))
+    except DialectError as exc:
+        raise ContainerStartError(f"{image.ref}: {exc}") from None
 
 
 def cpu_fallback_models(url: str, timeout: float = 5.0) -> list[str]:
@@ -105,19 +125,13 @@ def _compose_reason(exc: ComposeFailed) -> str:
     return (errors or lines or [str(exc)])[-1]
 
 
-def _probe_version(url: str) -> str | None:
-    """``GET /api/version`` once, within :data:`PROBE_DEADLINE`; the version, or ``None``."""
+def _probe_version(url: str, dialect: Dialect = OLLAMA) -> str | None:
+    """One readiness probe the dialect's way (Ollama: ``GET /api/version``; llama-server:
+    ``/health`` 200 then ``/props``), within :data:`PROBE_DEADLINE`; the version, or ``None``."""
     try:
-        with deadlines.limits(total=PROBE_DEADLINE), httpx.Client(
-            transport=deadlines.transport(verify=False),  # plain http: no certificates to load
-            timeout=PROBE_DEADLINE,
-            trust_env=False,
-        ) as http:
-            response = http.get(url + "/api/version")
-        version = response.json().get("version") if response.status_code == 200 else None
-    except (httpx.HTTPError, ValueError, AttributeError):
+        return dialect.probe(url, timeout=PROBE_DEADLINE, what=url)
+    except DialectError:
         return None
-    return version if isinstance(version, str) else None
 
 
 @dataclass
@@ -162,7 +176,7 @@ class ContainerProvider:
     def endpoint(self, target: Target, env: Mapping[str, str]) -> Endpoint:
         """The running server for (image, env); started on first use, reused afterwards."""
         merged = {**self.settings.env, **{str(k): str(v) for k, v in env.items()}}
-        for name in RESERVED_ENV:
+        for name in get_dialect(target.dialect).launch.reserved_env:
             if name in merged:
                 raise ContainerStartError(
                     f"{target.id}: {name} is set by the plugin (it picks the port); remove it "
@@ -204,7 +218,8 @@ class ContainerProvider:
             text += f", revision {image.revision[:12]}"
         if endpoint is None:
             return text + ", starts on first use"
-        return text + f", Ollama {endpoint.server_version} at {endpoint.url}"
+        server = get_dialect(target.dialect).describe(endpoint.server_version)
+        return text + f", {server} at {endpoint.url}"
 
     def running(self) -> list[tuple[str, str, Endpoint]]:
         """(target id, container name, endpoint) of every container that answered."""
@@ -270,6 +285,8 @@ class ContainerProvider:
             raise ContainerStartError(f"{target.id}: image target without inspected image")
         labels = self.owner.labels(keep=self.settings.keep)
         labels[LABEL_IMAGE] = image.id
+        dialect = get_dialect(target.dialect)
+        models = models_env(dialect, self.settings, image, env)
         spec = ComposeSpec(
             project=project_name(self.owner.session, self.owner.worker, image.short_id, env),
             image_id=image.id,
@@ -279,6 +296,9 @@ class ContainerProvider:
             models_dir=self.settings.models_dir,
             models_read_only=self.settings.models_read_only,
             gpus=self.settings.gpus,
+            launch=dialect.launch,
+            command=self.settings.command,
+            models=models,
         )
         project = ComposeProject(spec, self._folder(), self.compose, self.engine, self._watchdog())
         running = _Running(target, project)
@@ -301,7 +321,8 @@ class ContainerProvider:
         endpoint = Endpoint(
             url=ready.url,
             server_version=ready.version,
-            env={k: v for k, v in spec.environment().items() if k not in RESERVED_ENV},
+            env={k: v for k, v in spec.environment().items()
+                 if k not in dialect.launch.reserved_env},
             logs_path=project.logs_path,
         )
         running.endpoint = endpoint
@@ -311,13 +332,15 @@ class ContainerProvider:
         """Wait until the container's own server answers (see :mod:`readiness`)."""
         target, image, project = running.target, running.target.image, running.project
         assert image is not None
+        dialect = get_dialect(target.dialect)
         try:
             return wait_ready(
                 project,
                 network=project.spec.network,
                 timeout=self.settings.start_timeout,
                 interval=min(self.settings.poll_interval, POLL_INTERVAL),
-                probe=_probe_version,
+                probe=lambda url: _probe_version(url, dialect),
+                launch=dialect.launch,
             )
         except NotReady as exc:
             tail = project.save_logs()

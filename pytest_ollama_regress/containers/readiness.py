@@ -4,12 +4,13 @@ Any server can answer ``GET /api/version`` on a port; a verdict about an image i
 something if the answer came from that image's container. The proof, per network mode:
 
 * **host network**: the container's server listens on ``127.0.0.1:0``, so the kernel gives it a
-  free port atomically, and Ollama logs ``Listening on 127.0.0.1:<port> (version <v>)`` right
-  after its ``listen`` succeeded (the simulator logs the same line). Readiness reads the port
-  from that line in the container's own log, asks that port, then checks the container is
-  still running (its log stream is still open): a socket that a running process has bound
-  cannot be answered by anyone else, so the answer was the container's. The version in the
-  log line must match the answer.
+  free port atomically, and the server logs it: Ollama ``Listening on 127.0.0.1:<port> (version
+  <v>)`` right after its ``listen`` succeeded (the simulator logs the same line), llama-server
+  ``listening on http://127.0.0.1:<port>`` (the dialect's ``find_listening`` reads either).
+  Readiness reads the port from that line in the container's own log, asks that port, then
+  checks the container is still running (its log stream is still open): a socket that a
+  running process has bound cannot be answered by anyone else, so the answer was the
+  container's. A version in the log line must match the answer.
 * **bridge network**: Docker publishes the container port on a free 127.0.0.1 port and holds
   it (``docker compose port`` reads it back); the answer must come while the container runs.
 
@@ -19,33 +20,21 @@ log tail; one that does not get there within the start timeout is a timeout.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-#: Ollama's startup line (``routes.go``), unchanged since 0.1: ``Listening on ADDR (version V)``
-LISTENING_RE = re.compile(r"Listening on (?P<host>\S+):(?P<port>\d+) \(version (?P<version>[^)\s]*)\)")
+from pytest_ollama_regress.dialects.base import ContainerLaunch, Listening
+from pytest_ollama_regress.dialects.ollama import OLLAMA
+
 #: addresses a 127.0.0.1 client reaches
 _LOOPBACK_OR_ANY = {"127.0.0.1", "0.0.0.0", "[::]", "::", "localhost"}
 
 
-@dataclass(frozen=True)
-class Listening:
-    """What the server's startup line says."""
-
-    host: str
-    port: int
-    version: str
-
-
 def find_listening(text: str) -> Listening | None:
-    """The first ``Listening on HOST:PORT (version V)`` line of a log, or ``None``."""
-    match = LISTENING_RE.search(text)
-    if match is None:
-        return None
-    return Listening(match["host"], int(match["port"]), match["version"])
+    """The first ``Listening on HOST:PORT (version V)`` line of an Ollama log, or ``None``."""
+    return OLLAMA.launch.find_listening(text)
 
 
 class NotReady(Exception):
@@ -89,12 +78,14 @@ def wait_ready(
     timeout: float,
     interval: float,
     probe: Probe,
+    launch: ContainerLaunch = OLLAMA.launch,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Ready:
     """Wait until the project's own server answers; :class:`NotReady` otherwise.
 
-    ``probe(url)`` returns the version ``GET /api/version`` answered, or ``None``.
+    ``probe(url)`` returns the version the server answered (Ollama: ``GET /api/version``), or
+    ``None``; the dialect's ``launch`` finds the startup line in the log.
     """
     deadline = clock() + timeout
     port: int | None = None
@@ -103,14 +94,14 @@ def wait_ready(
         started = clock()
         if port is None:
             if network == "host":
-                line = find_listening(project.log_text())
+                line = launch.find_listening(project.log_text())
                 if line is not None and line.host in _LOOPBACK_OR_ANY:
                     port, claimed = line.port, line.version
                 elif line is not None:
                     raise NotReady(
                         "foreign",
                         f"the server listens on {line.host}:{line.port}, which 127.0.0.1 does not "
-                        "reach; the image must honour OLLAMA_HOST",
+                        f"reach; the image must honour {' and '.join(launch.reserved_env)}",
                     )
             else:
                 port = project.published_port()
@@ -121,7 +112,7 @@ def wait_ready(
             # its log stream is still open (as cheap as it is authoritative: both the stream
             # and ``docker inspect`` are the daemon's view of the process).
             if version is not None and project.follower_running():
-                if claimed is not None and version != claimed:
+                if claimed and version != claimed:
                     raise NotReady(
                         "foreign",
                         f"{url} answered version {version!r} but the container logged "
@@ -139,7 +130,7 @@ def wait_ready(
                 "the server" if network == "host" else "Docker"
             )
             what = "did not answer" if port is not None else (
-                "never logged 'Listening on 127.0.0.1:<port>'" if network == "host"
+                f"never logged '{launch.listening_line}'" if network == "host"
                 else "never published the port"
             )
             raise NotReady("timeout", f"{where} {what} within {timeout:g}s")

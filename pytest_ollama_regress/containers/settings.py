@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 import pytest
@@ -21,20 +22,27 @@ OPTIONS = (
            "default)", kind="flag"),
     Option("ollama_gpus", "GPUs for the containers (default auto: all when the engine has an "
            "NVIDIA runtime)", metavar="auto|all|none|N|ID[,ID]", default="auto"),
-    Option("ollama_models_dir", "host folder mounted at /models in the containers "
-           "(OLLAMA_MODELS=/models), read-only when it holds models unless --ollama-models-rw",
+    Option("ollama_models_dir", "host folder mounted at /models in the containers (Ollama: "
+           "OLLAMA_MODELS=/models; llama-server: LLAMA_ARG_MODEL=/models/<its one .gguf>), "
+           "read-only when it holds models unless --ollama-models-rw",
            metavar="PATH"),
     Option("ollama_models_rw", "mount the models folder read-write, for checks that pull or "
-           "delete models (default: read-only with OLLAMA_NOPRUNE=1 once it holds models, i.e. "
-           "has manifests/)", kind="flag"),
+           "delete models (default: read-only, with OLLAMA_NOPRUNE=1 for Ollama, once it holds "
+           "models: manifests/ or .gguf files)", kind="flag"),
     Option("ollama_env", "environment variable for the containers (repeatable); ollama_env "
            "markers add to it", kind="list", metavar="KEY=VALUE",
            ini_help="container environment, one KEY=VALUE per line"),
+    Option("ollama_server_args", "arguments after the images' entrypoint, as in `docker run "
+           "IMAGE ARGS` (they replace its CMD), e.g. --ollama-server-args='-c 4096 -np 4 -kvu' "
+           "for llama-server images; the address and port stay the plugin's", kind="args",
+           metavar="ARGS", parse=lambda items: tuple(part for item in items
+                                                     for part in shlex.split(item)),
+           ini_help="arguments after the images' entrypoint (replace their CMD)"),
     Option("ollama_network", "container networking (default auto: bridge with ports on "
            "127.0.0.1 when the engine has a bridge network, else host)",
            choices=("auto", "host", "bridge"), default="auto"),
-    Option("ollama_start_timeout", f"how long a container may take to answer /api/version "
-           f"(default {DEFAULT_START_TIMEOUT:g})", metavar="SECONDS",
+    Option("ollama_start_timeout", f"how long a container may take to answer (Ollama: "
+           f"/api/version, llama-server: /health 200; default {DEFAULT_START_TIMEOUT:g})", metavar="SECONDS",
            default=DEFAULT_START_TIMEOUT, parse=seconds),
     Option("ollama_keep", "leave the containers running at the end and print how to reach "
            "them", kind="flag"),

@@ -8,14 +8,15 @@ they need with ``pytest.mark.requires_dialect("ollama")``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["Dialect", "DialectError", "Timeouts", "probe_client"]
+__all__ = ["ContainerLaunch", "Dialect", "DialectError", "Listening", "Timeouts", "probe_client"]
 
 
 class DialectError(Exception):
@@ -30,6 +31,47 @@ class Timeouts:
     connect: float = 5.0
     stall: float = 120.0
     request: float = 600.0
+
+
+@dataclass(frozen=True)
+class Listening:
+    """Where a server says (in its log) that it listens, and the version it claims there."""
+
+    host: str
+    port: int
+    version: str | None = None
+
+
+@runtime_checkable
+class ContainerLaunch(Protocol):
+    """How one family's image is started in a container and found in its log."""
+
+    #: the port the server listens on inside a bridge network
+    port: int
+    #: the startup line that says where it listens, for messages (``Listening on …``)
+    listening_line: str
+    #: variables the plugin sets (a user's value for them is refused)
+    reserved_env: tuple[str, ...]
+
+    def listen_env(self, host: str, port: int) -> dict[str, str]:
+        """The environment that makes the server listen on ``host:port`` (port 0: any)."""
+        ...
+
+    def check_command(self, command: Sequence[str]) -> None:
+        """:class:`DialectError` naming the fix when ``--ollama-server-args`` sets what the
+        plugin owns (the address, the port)."""
+        ...
+
+    def models_env(self, mount: str, folder: Path, read_only: bool, env: Mapping[str, str],
+                   command: Sequence[str]) -> dict[str, str]:
+        """The environment for a models folder mounted at ``mount``, given the user's ``env``
+        and the container's ``command`` (arguments after the entrypoint); :class:`DialectError`
+        naming the fix when the folder cannot be used as it is."""
+        ...
+
+    def find_listening(self, log: str) -> Listening | None:
+        """The first line of ``log`` that says where the server listens, or ``None``."""
+        ...
 
 
 @runtime_checkable
@@ -60,6 +102,14 @@ class Dialect(Protocol):
 
     def describe(self, version: str) -> str:
         """The server in a header line, e.g. ``"Ollama 0.12.6"``."""
+        ...
+
+    #: how its images are started in a container
+    launch: ContainerLaunch
+
+    def claims(self, entrypoint: Sequence[str], labels: Mapping[str, str]) -> bool:
+        """Whether an image with this entrypoint (and command) and labels runs this family's
+        server (e.g. ``/app/llama-server``), for images whose dialect is not stated."""
         ...
 
 

@@ -1,5 +1,6 @@
 """httpx client for llama.cpp's ``llama-server``: ``/health``, ``/props``, ``/slots``,
-``/v1/models``, ``/apply-template``, ``/tokenize`` and streamed ``/v1/chat/completions``.
+``/v1/models``, ``/apply-template``, ``/tokenize``, streamed ``/v1/chat/completions`` and the
+native ``/completion`` (token ids in, per-token log-probabilities out).
 
 It shares the Ollama client's transport (socket-read stamps, request deadlines, one error type:
 ``OllamaError`` with the HTTP status and the server's message) and returns the same
@@ -53,6 +54,12 @@ def metrics_from_timings(timings: Mapping[str, Any] | None) -> ServerMetrics:
     )
 
 
+def _logprobs(choice: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """An OpenAI choice's ``logprobs.content`` entries (``logprobs: true`` was asked)."""
+    logprobs = choice.get("logprobs")
+    return list(logprobs.get("content") or []) if isinstance(logprobs, Mapping) else []
+
+
 class LlamaServerClient(OllamaClient):
     """Synchronous client for one llama-server (timeouts as :class:`OllamaClient`'s)."""
 
@@ -84,12 +91,33 @@ class LlamaServerClient(OllamaClient):
         body = self._call("POST", "/apply-template", {"messages": list(messages), **extra})
         return str((body or {}).get("prompt", ""))
 
-    def tokenize(self, content: str) -> list[int]:
-        """``POST /tokenize``: the token ids of ``content``."""
-        body = self._call("POST", "/tokenize", {"content": content}) or {}
+    def tokenize(self, content: str, **extra: Any) -> list[int]:
+        """``POST /tokenize``: the token ids of ``content`` (``add_special=True``: with the
+        model's BOS, as ``/completion`` tokenizes a text prompt)."""
+        body = self._call("POST", "/tokenize", {"content": content, **extra}) or {}
         return [t if isinstance(t, int) else int(t["id"]) for t in body.get("tokens") or []]
 
     # --- inference --------------------------------------------------------------------------
+
+    def complete(self, prompt: str | list[int], *, n_predict: int, n_probs: int = 0,
+                 options: Mapping[str, Any] | None = None) -> Completion:
+        """``POST /completion`` (not streamed): ``prompt`` as text or token ids, ``n_probs``
+        top log-probabilities per generated token in ``Completion.logprobs`` (``id``,
+        ``token``, ``logprob``, ``top_logprobs``), from the model's logits before sampling."""
+        payload = {"prompt": prompt, "n_predict": n_predict, "n_probs": n_probs,
+                   "stream": False, **dict(options or {})}
+        timing = StreamTiming()
+        with self._whole():
+            response, url = self._open("POST", "/completion", payload, timing)
+            body = self._read_all(response, url)
+        obj = self._parse_line(body, response, url)
+        timing.end_ns = time.perf_counter_ns()
+        stop = obj.get("stop_type") or ("stop" if obj.get("stop") else None)
+        return Completion(text=str(obj.get("content") or ""), thinking="", done_reason=stop,
+                          final=obj, chunks=[obj], timing=timing,
+                          metrics=metrics_from_timings(obj.get("timings")),
+                          status=response.status_code, headers=response.headers,
+                          logprobs=list(obj.get("completion_probabilities") or []))
 
     def chat(self, model: str, messages: Iterable[Mapping[str, Any]], *, stream: bool = True,
              options: Mapping[str, Any] | None = None, **extra: Any) -> Completion:
@@ -120,7 +148,7 @@ class LlamaServerClient(OllamaClient):
                               final=obj, chunks=[obj], timing=timing,
                               metrics=metrics_from_timings(obj.get("timings")),
                               message=choice.get("message"), status=response.status_code,
-                              headers=response.headers)
+                              headers=response.headers, logprobs=_logprobs(choice))
         with self._streaming() as lim:
             response, url = self._open("POST", "/v1/chat/completions", payload, timing)
             lim.progress()
@@ -199,7 +227,9 @@ class LlamaServerClient(OllamaClient):
                           final=final, chunks=chunks, timing=timing,
                           metrics=metrics_from_timings(final.get("timings")),
                           message={"role": "assistant", "content": text},
-                          status=response.status_code, headers=response.headers)
+                          status=response.status_code, headers=response.headers,
+                          logprobs=[e for c in chunks
+                                    for e in _logprobs((c.get("choices") or [{}])[0])])
 
     # --- errors -----------------------------------------------------------------------------
 

@@ -179,7 +179,9 @@ class Completion:
 
     ``text``/``thinking`` are the concatenated content/thinking; ``final`` is the last object
     (the ``done`` chunk); ``chunks`` every parsed object in order; ``message`` (chat only) the
-    assistant message as a non-streaming response would give it.
+    assistant message as a non-streaming response would give it; ``logprobs`` one entry per
+    generated token (``token``, ``logprob``, ``top_logprobs``) when the request asked for
+    ``logprobs`` (Ollama >= 0.12.11), else empty.
     """
 
     text: str
@@ -193,6 +195,7 @@ class Completion:
     tool_calls: list[Any] = field(default_factory=list)
     status: int = 200
     headers: httpx.Headers = field(default_factory=httpx.Headers)
+    logprobs: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -626,6 +629,7 @@ class OllamaClient:
             tool_calls=tool_calls,
             status=response.status_code,
             headers=response.headers,
+            logprobs=list(obj.get("logprobs") or []),
         )
 
     def _consume(
@@ -762,6 +766,7 @@ class OllamaClient:
             tool_calls=tool_calls,
             status=response.status_code,
             headers=response.headers,
+            logprobs=[entry for chunk in chunks for entry in chunk.get("logprobs") or ()],
         )
 
     @staticmethod

@@ -389,14 +389,17 @@ class App:
         return body
 
     def _final_order(self, body: dict[str, Any], done_reason: str,
-                     metrics: dict[str, int]) -> dict[str, Any]:
-        """Chat final: v0.11-era ``done_reason, done``; HEAD era ``done, done_reason``."""
+                     metrics: dict[str, int],
+                     extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Chat final: v0.11-era ``done_reason, done``; HEAD era ``done, done_reason``
+        (then ``extra``: the ``logprobs`` of a non-streamed answer, and the metrics)."""
         if self.features.openai_head_stream:
             body["done"] = True
             body["done_reason"] = done_reason
         else:
             body["done_reason"] = done_reason
             body["done"] = True
+        body.update(extra or {})
         body.update(metrics)
         return body
 
@@ -430,6 +433,8 @@ class App:
             if step.kind == "thinking":
                 body["thinking"] = step.text
         body["done"] = False
+        if step.logprob is not None:
+            body["logprobs"] = [step.logprob]
         return body
 
     def final_body(self, route: str, plan: Plan, metrics: dict[str, int],
@@ -446,7 +451,7 @@ class App:
             if calls:
                 message["tool_calls"] = calls
             body["message"] = message
-            return self._final_order(body, plan.done_reason, metrics)
+            return self._final_order(body, plan.done_reason, metrics, _logprobs(steps))
         body["response"] = content
         if thinking:
             body["thinking"] = thinking
@@ -454,6 +459,7 @@ class App:
         body["done_reason"] = plan.done_reason
         if plan.context is not None:
             body["context"] = plan.context
+        body.update(_logprobs(steps))
         body.update(metrics)
         return body
 
@@ -488,6 +494,12 @@ class App:
             return
         ex.line(self.final_body(route, plan, metrics))
         ex.end()
+
+
+def _logprobs(steps: list[Step] | None) -> dict[str, Any]:
+    """``{"logprobs": [...]}`` for a non-streamed answer whose request asked for them."""
+    entries = [s.logprob for s in steps or [] if s.logprob is not None]
+    return {"logprobs": entries} if entries else {}
 
 
 def embedding(spec: ModelSpec, text: str) -> list[float]:

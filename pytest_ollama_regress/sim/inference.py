@@ -14,7 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pytest_ollama_regress.sim import answers, errors, imagetags, modelrules, tokens, vision
+from pytest_ollama_regress.sim import (
+    answers,
+    errors,
+    imagetags,
+    logprobs,
+    modelrules,
+    tokens,
+    vision,
+)
 from pytest_ollama_regress.sim.catalogue import ModelSpec, normalize_name
 from pytest_ollama_regress.sim.engine import Assignment, RunnerPlan, parse_options, plan_runner
 from pytest_ollama_regress.sim.errors import ApiError, RunnerError
@@ -47,6 +55,7 @@ class Step:
     kind: str  # "thinking" | "content" | "tool_call"
     text: str = ""
     tool_call: dict[str, Any] | None = None
+    logprob: dict[str, Any] | None = None  # the token's ``logprobs`` entry, when asked
 
 
 @dataclass
@@ -150,10 +159,12 @@ def _lookup(app: App, route: str, name: str | None) -> ModelSpec:
     return spec
 
 
-def _check_logprobs(app: App, req: dict[str, Any]) -> None:
+def _check_logprobs(app: App, req: dict[str, Any]) -> int | None:
+    """The ``top_logprobs`` count when the request asks for ``logprobs`` (else ``None``)."""
     top = req.get("top_logprobs")
     if app.features.logprobs and top is not None and not 0 <= top <= 20:
         raise ApiError(400, "top_logprobs must be between 0 and 20")
+    return int(top or 0) if app.features.logprobs and req.get("logprobs") else None
 
 
 def _resolve_think(app: App, spec: ModelSpec, name: str, think: bool | str | None
@@ -202,7 +213,8 @@ CONTEXT_MEMORY = _ContextMemory()
 
 def _output(app: App, spec: ModelSpec, prompt: Prompt, options: dict[str, Any],
             think_on: bool, think_inline: bool, fmt: Any, tools: list[Any] | None,
-            last_user: str, ctx: int) -> tuple[list[Step], str, RunnerError | None]:
+            last_user: str, ctx: int, top_logprobs: int | None = None
+            ) -> tuple[list[Step], str, RunnerError | None]:
     seed = options.get("seed")
     key = prompt.text
     content: str
@@ -234,7 +246,7 @@ def _output(app: App, spec: ModelSpec, prompt: Prompt, options: dict[str, Any],
         cut = min((content.find(s) for s in stops if s in content), default=-1)
         if cut >= 0:
             content = content[:cut]
-        steps += [Step("content", p) for p in tokens.pieces(content)]
+        steps += _content_steps(app, f"{seed}|{key}", content, top_logprobs)
     limit = options.get("num_predict", -1)
     cap = 10 * ctx
     if limit is None or limit <= 0 or limit > cap:
@@ -243,6 +255,17 @@ def _output(app: App, spec: ModelSpec, prompt: Prompt, options: dict[str, Any],
         steps = steps[:limit]
         done_reason = "length"
     return steps, done_reason, error
+
+
+def _content_steps(app: App, key: str, content: str, top_logprobs: int | None) -> list[Step]:
+    """The answer's tokens as greedy decoding under the profile's logit drift emits them,
+    each with its ``logprobs`` entry when the request asked for them."""
+    drift = app.profile.logit_drift
+    pieces = logprobs.greedy_pieces(key, tokens.pieces(content), drift,
+                                    lambda: tokens.pieces(" " + answers.text(None, key)))
+    return [Step("content", piece, logprob=None if top_logprobs is None else
+                 logprobs.entry(key, index, piece, top_logprobs, drift))
+            for index, piece in enumerate(pieces)]
 
 
 def _prompt_eval(app: App, spec: ModelSpec, prompt: Prompt) -> int:
@@ -294,7 +317,7 @@ def prepare_chat(app: App, req: dict[str, Any], started_ns: int
     tools = req.get("tools") or []
     if tools and "tools" not in spec.capabilities:
         raise errors.no_tools(spec)
-    _check_logprobs(app, req)
+    top_logprobs = _check_logprobs(app, req)
     think_on, think_inline = _resolve_think(app, spec, name, req.get("think"))
     options = parse_options(req.get("options"), app.warn_option)
     keep_alive = req.get("keep_alive")
@@ -330,7 +353,8 @@ def prepare_chat(app: App, req: dict[str, Any], started_ns: int
         count = _finish_prompt(app, spec, prompt, ctx, truncate)
         last_user = next((m.content for m in reversed(msgs) if m.role == "user"), "")
         steps, done_reason, error = _output(app, spec, prompt, options, think_on, think_inline,
-                                            req.get("format"), tools, last_user, ctx)
+                                            req.get("format"), tools, last_user, ctx,
+                                            top_logprobs)
     except BaseException:
         app.scheduler.release(assignment.runner, keep_alive)
         raise
@@ -363,7 +387,7 @@ def prepare_generate(app: App, req: dict[str, Any], started_ns: int
         raise errors.raw_conflict()
     if req.get("suffix") and "insert" not in spec.capabilities:
         raise errors.no_insert(spec)
-    _check_logprobs(app, req)
+    top_logprobs = _check_logprobs(app, req)
     think_on, think_inline = _resolve_think(app, spec, name, req.get("think"))
     options = parse_options(req.get("options"), app.warn_option)
     keep_alive = req.get("keep_alive")
@@ -407,7 +431,8 @@ def prepare_generate(app: App, req: dict[str, Any], started_ns: int
             return DebugRender(name, prompt.text, prompt.image_count)
         count = _finish_prompt(app, spec, prompt, ctx, truncate)
         steps, done_reason, error = _output(app, spec, prompt, options, think_on, think_inline,
-                                            req.get("format"), None, prompt_text, ctx)
+                                            req.get("format"), None, prompt_text, ctx,
+                                            top_logprobs)
         context = None
         if not raw:
             answer = "".join(s.text for s in steps if s.kind == "content")

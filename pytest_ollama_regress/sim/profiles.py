@@ -78,6 +78,11 @@ class Profile:
         """Extra delay before the first generated token."""
         return 0
 
+    @property
+    def logit_drift(self) -> float:
+        """Noise (nats) on every next-token logit: greedy outputs and logprobs drift."""
+        return 0.0
+
     def __repr__(self) -> str:
         return f"<Profile {self.name}>"
 
@@ -219,6 +224,17 @@ class SlowTtft(Regression):
         return int(max(delay, 0.0) * 1_000_000)
 
 
+class NumericsDrift(Regression):
+    name = "numerics-drift"
+    description = ("next-token logits carry noise of 1 nat (a broken kernel, a quantised KV "
+                   "cache): logprobs drift from a healthy server's and greedy answers part "
+                   "from them where the noise lifts another token to the top")
+
+    @property
+    def logit_drift(self) -> float:
+        return 1.0
+
+
 PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (
@@ -233,6 +249,7 @@ PROFILES: dict[str, Profile] = {
         ReloadThrash(),
         SilentTruncation(),
         SlowTtft(),
+        NumericsDrift(),
         SourceBuild(),
         DescribeBuild(),
         HashBuild(),

@@ -42,6 +42,9 @@ CHECKS: dict[str, Check] = {check.name: check for check in (
     Check("ttft", "time to first token (short/long prompts, warm/cold) through "
           "pytest-benchmark; --ollama-ttft-max-regression gates candidates against the "
           "baseline"),
+    Check("numerics", "greedy outputs of a fixed prompt set snapshotted per image; with "
+          "--ollama-baseline their log-probability divergence (KL, same top token) is judged "
+          "by --ollama-numerics-* thresholds"),
 )}
 
 

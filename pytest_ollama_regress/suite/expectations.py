@@ -166,6 +166,10 @@ RULES: dict[str, Rule] = _rules(
          "when its snapshot was recorded"),
     Rule("debug-render baseline", "a candidate renders the recorded conversations as the "
          "baseline image does (documented version differences aside)"),
+    Rule("numerics snapshot", "an image decodes the fixed prompt set greedily as it did when "
+         "its snapshot was recorded"),
+    Rule("numerics gate", "a candidate's next-token distributions on the fixed prompt set stay "
+         "within the allowed divergence from the baseline's"),
 )
 
 TTFT_OVERHEAD_SLACK_NS = 100_000_000

@@ -1,11 +1,12 @@
 """pytest hooks for the built-in suite: markers, options, fixtures, benchmark percentiles.
 
-Markers ``vision``, ``debug_render``, ``numctx``, ``ttft`` select the suite's parts. The
-fixtures let users write their own checks the way the suite does: ``ollama_expect`` (the
-version rules of the current target), ``ollama_picture`` (pictures with known content),
+Markers ``vision``, ``debug_render``, ``numctx``, ``ttft``, ``numerics`` select the suite's
+parts. The fixtures let users write their own checks the way the suite does: ``ollama_expect``
+(the version rules of the current target), ``ollama_picture`` (pictures with known content),
 ``render_snapshot`` (per-image syrupy snapshots of debug renders), ``ollama_baseline`` (the
-``--ollama-baseline`` target with the current test's env), ``ollama_numctx_policy`` and
-``ollama_ttft`` (TTFT through pytest-benchmark, with the baseline gate).
+``--ollama-baseline`` target with the current test's env), ``ollama_numctx_policy``,
+``ollama_ttft`` (TTFT through pytest-benchmark, with the baseline gate) and ``ollama_numerics``
+(greedy outputs and log-probability divergence against the baseline).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pytest_ollama_regress.targets.registry import (
 if TYPE_CHECKING:  # the rest loads when a fixture or a report needs it (a lighter start-up)
     from pytest_ollama_regress.suite.context_policy import Policy
     from pytest_ollama_regress.suite.expectations import Expectations
+    from pytest_ollama_regress.suite.numerics_probe import NumericsProbe
     from pytest_ollama_regress.suite.ttft_probe import TtftProbe, TtftStore
 
 NOTE_PROPERTY = "ollama_note"
@@ -348,6 +350,26 @@ def ollama_ttft(request: pytest.FixtureRequest, benchmark: Any, ollama: Any,
                      s.ttft_rounds, s.ttft_warmup, s.max_regression, ollama_baseline,
                      on_result=lambda result: state.ttft.add(nodeid, result.seconds),
                      requests=requests_for(ollama_target.dialect))
+
+
+@pytest.fixture
+def ollama_numerics(request: pytest.FixtureRequest, ollama: Any, ollama_target: TargetInfo,
+                    ollama_baseline: Baseline | None,
+                    ollama_suite_settings: SuiteSettings) -> NumericsProbe:
+    """Greedy runs of the fixed prompt set (``.run(model, case)``, ``.record(...)`` for
+    snapshots) and ``.against_baseline(model, cases)``: the numerics verdict, its numbers in
+    the test's ``user_properties`` (JUnit properties, as ``record_property`` gives them)."""
+    from pytest_ollama_regress.suite.numerics_probe import NumericsProbe, NumericsStore
+    from pytest_ollama_regress.suite.numerics_requests import numerics_requests_for
+
+    state = session_of(request.config)
+    if not state.has(NumericsStore):
+        state.put(NumericsStore())
+    s = ollama_suite_settings
+    return NumericsProbe(ollama, ollama_target, ollama_baseline,
+                         numerics_requests_for(ollama_target.dialect), state.get(NumericsStore),
+                         s.numerics_tokens, s.numerics,
+                         lambda name, value: request.node.user_properties.append((name, value)))
 
 
 # -- reporting ---------------------------------------------------------------------------------

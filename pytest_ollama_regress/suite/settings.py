@@ -9,11 +9,17 @@ from dataclasses import dataclass
 import pytest
 
 from pytest_ollama_regress.options import Option, OptionError, read_all
+from pytest_ollama_regress.suite.numerics_gate import Thresholds
 
 DEFAULT_ROUNDS = 5
 DEFAULT_WARMUP = 1
 #: the num_ctx policy unless one is chosen (``context_policy.STOCK``)
 DEFAULT_POLICY = "stock"
+#: numerics defaults, from measured pairs (docs/benchmarks.md, "Numerics")
+DEFAULT_NUMERICS_TOKENS = 32
+DEFAULT_MAX_KL = 0.01
+DEFAULT_MIN_SAME_TOP = 0.9
+DEFAULT_MIN_EXACT = 0.5
 _PERCENT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%?\s*$")
 
 
@@ -33,6 +39,21 @@ def _whole(minimum: int):  # noqa: ANN202 - a parser factory
             value = minimum - 1
         if value < minimum:
             raise OptionError(f"give a whole number >= {minimum}")
+        return value
+    return parse
+
+
+def _number(flag: str, example: str, *, rate: bool = False):  # noqa: ANN202 - a parser factory
+    """A non-negative number (``rate``: a fraction 0..1, ``95%`` accepted) for ``flag``."""
+    def parse(text: str | float) -> float:
+        raw = str(text).strip()
+        match = _PERCENT_RE.match(raw)
+        value = float(match.group(1)) if match else -1.0
+        if rate and match and (raw.endswith("%") or value > 1):
+            value /= 100
+        if not match or (rate and value > 1):
+            what = "a rate between 0 and 1 (or a percentage)" if rate else "a number >= 0"
+            raise OptionError(f"is not {what}: write e.g. {flag}={example}")
         return value
     return parse
 
@@ -74,6 +95,21 @@ OPTIONS = (
     Option("ollama_snapshot_dir", "root of the per-image render snapshots (default "
            "__ollama_snapshots__ beside the tests, or in the rootdir for the built-in suite)",
            metavar="DIR"),
+    Option("ollama_numerics_tokens", "greedy tokens per prompt of the numerics check "
+           f"(default {DEFAULT_NUMERICS_TOKENS})", metavar="N",
+           default=DEFAULT_NUMERICS_TOKENS, parse=_whole(1)),
+    Option("ollama_numerics_max_kl", "numerics: fail a candidate whose mean per-token KL "
+           f"divergence from the baseline exceeds KL nats (default {DEFAULT_MAX_KL})",
+           metavar="KL", default=DEFAULT_MAX_KL,
+           parse=_number("--ollama-numerics-max-kl", "0.01")),
+    Option("ollama_numerics_min_same_top", "numerics: fail a candidate whose top token agrees "
+           f"with the baseline's at fewer positions (default {DEFAULT_MIN_SAME_TOP:.0%})",
+           metavar="RATE", default=DEFAULT_MIN_SAME_TOP,
+           parse=_number("--ollama-numerics-min-same-top", "90%", rate=True)),
+    Option("ollama_numerics_min_exact", "numerics without log-probabilities: fail a candidate "
+           "whose greedy outputs equal the baseline's for fewer prompts (default "
+           f"{DEFAULT_MIN_EXACT:.0%})", metavar="RATE", default=DEFAULT_MIN_EXACT,
+           parse=_number("--ollama-numerics-min-exact", "50%", rate=True)),
     Option("ollama_behaves_as", "the release a build behaves as (source builds report 0.0.0, "
            "git describe builds sit between releases); without TARGET= for every target; the "
            "image label org.ollama-regress.behaves-as does the same", kind="list",
@@ -94,6 +130,8 @@ class SuiteSettings:
     snapshot_dir: str | None
     baseline_id: str | None = None
     behaves_as: dict[str, str] = dataclasses.field(default_factory=dict)
+    numerics_tokens: int = DEFAULT_NUMERICS_TOKENS
+    numerics: Thresholds = Thresholds(DEFAULT_MAX_KL, DEFAULT_MIN_SAME_TOP, DEFAULT_MIN_EXACT)
 
 
 def read_settings(config: pytest.Config) -> SuiteSettings:
@@ -108,4 +146,8 @@ def read_settings(config: pytest.Config) -> SuiteSettings:
         vision_words=v["ollama_vision_words"].value,
         snapshot_dir=v["ollama_snapshot_dir"].value or None,
         behaves_as=v["ollama_behaves_as"].value or {},
+        numerics_tokens=v["ollama_numerics_tokens"].value,
+        numerics=Thresholds(v["ollama_numerics_max_kl"].value,
+                            v["ollama_numerics_min_same_top"].value,
+                            v["ollama_numerics_min_exact"].value),
     )
