@@ -17,7 +17,8 @@ socket-read stamp, so it is the better one either way.
 on Linux. Both advance at the same (NTP-slewed) rate and differ by an offset that only
 changes when the wall clock is stepped. The offset is measured right after each read, as
 ``time_ns()`` minus the midpoint of two ``perf_counter_ns()`` around it (uncertainty: half
-that bracket, under a microsecond). A stamp that maps after the read returned (the clock was
+that bracket, under a microsecond; a bracket the scheduler stretched past 20 us is taken
+again, up to three times). A stamp that maps after the read returned (the clock was
 stepped in between) is dropped and the read's own stamp is used.
 
 **Fallback.** TLS streams (``recvmsg`` does not go through ``ssl``), other systems, or a
@@ -44,6 +45,9 @@ __all__ = ["KERNEL_STREAM", "KernelStampBackend", "KernelStampStream", "enable",
 SO_TIMESTAMPNS = 35
 #: ``get_extra_info`` key under which a stream chain answers its :class:`KernelStampStream`
 KERNEL_STREAM = "pytest_ollama_regress.kernel_stream"
+#: the clock offset's bracket is retaken (at most OFFSET_TRIES times) when wider than this
+TIGHT_BRACKET_NS = 20_000
+OFFSET_TRIES = 3
 _TIMESPEC = struct.Struct("qq")
 _ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
 
@@ -63,9 +67,12 @@ def enable(sock: Any) -> bool:
 def recv_stamped(sock: socket.socket, max_bytes: int) -> tuple[bytes, int | None, int]:
     """``(data, kernel receive instant or None, read returned)``, both ``perf_counter_ns``."""
     data, ancillary, _flags, _address = sock.recvmsg(max_bytes, _ANCILLARY)
-    before = time.perf_counter_ns()
-    wall = time.time_ns()
-    after = time.perf_counter_ns()
+    for _ in range(OFFSET_TRIES):  # a bracket the scheduler stretched gives a poor midpoint
+        before = time.perf_counter_ns()
+        wall = time.time_ns()
+        after = time.perf_counter_ns()
+        if after - before <= TIGHT_BRACKET_NS:
+            break
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
             seconds, nanos = _TIMESPEC.unpack_from(payload)
