@@ -4,6 +4,7 @@ Run from the repository root::
 
     python benchmarks/bench_client_ttft.py            # full run, about 1 minute on 2 cores
     python benchmarks/bench_client_ttft.py --quick    # fewer requests
+    python benchmarks/bench_client_ttft.py --capture --modes child   # + the capture referee
 
 1. **TTFT measurement error**: for every request, the client's arrival stamp of the first
    non-empty content chunk minus the simulator's ``perf_counter_ns`` right after it flushed
@@ -12,6 +13,11 @@ Run from the repository root::
    simulator in this process (it then shares the GIL with the client) and in a child process.
    The error over every chunk of every stream is shown too, and the same cadence over bare
    TCP sockets between two processes (no HTTP, no JSON) gives this machine's floor.
+   With ``--capture`` (root and Debian's ``tcpdump``), a packet capture of the loopback
+   interface referees: each request's first-content packet, stamped by the kernel as it
+   passed ``lo`` (``loopback_capture.py``), against the client's kernel receive stamp
+   (``first_content_ns``, source ``kernel``), the same chunk's socket-read stamp
+   (``first_content_read_ns``) and the simulator's flush stamp.
 2. **Per-chunk client cost**: CPU time of the client thread (``time.thread_time_ns``) while
    streaming a long answer with zero decode latency, divided by the chunk count; compared with
    a bare ``httpx`` stream that only iterates lines, and with a replay of the recorded lines
@@ -22,6 +28,8 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import collections
+import importlib.util
 import json
 import os
 import platform
@@ -39,6 +47,9 @@ import httpx
 from pytest_ollama_regress.dialects.ollama_client import OllamaClient
 from pytest_ollama_regress.dialects.timing import StreamTiming, percentiles
 from pytest_ollama_regress.sim import Latency, SimServer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from loopback_capture import LoopbackCapture, first_content_packets  # noqa: E402
 
 MODEL = "llama3.2:3b"
 NUM_PARALLEL = "64"
@@ -176,11 +187,14 @@ def simulator(mode: str, decode_ms: float) -> Iterator[tuple[str, FlushFn]]:
         child.wait(timeout=10)
 
 
-def ttft_errors(
-    url: str, flushes: FlushFn, streams: int, per_stream: int, tokens: int
-) -> tuple[list[float], list[float]]:
-    """Errors in us: (first content chunk per request, every chunk of every request)."""
-    results: list[tuple[str, int, list[int]]] = []
+#: one request: (simulator request id, index of its first content chunk, every chunk's stamp,
+#: the first content chunk's socket-read stamp, that chunk's stamp source)
+Record = tuple[str, int, list[int], int, str]
+
+
+def run_streams(url: str, streams: int, per_stream: int, tokens: int) -> list[Record]:
+    """``streams`` threads sharing one client, ``per_stream`` generate requests each."""
+    results: list[Record] = []
     lock = threading.Lock()
     barrier = threading.Barrier(streams)
     failures: list[BaseException] = []
@@ -195,10 +209,13 @@ def ttft_errors(
                         MODEL, f"stream {index} request {n}", options={"num_predict": tokens}
                     )
                     first = next(i for i, c in enumerate(result.chunks) if c.get("response"))
+                    timing = result.timing
                     item = (
                         result.headers["x-sim-request-id"],
                         first,
-                        result.timing.chunk_arrivals_ns,
+                        timing.chunk_arrivals_ns,
+                        timing.first_content_read_ns or 0,
+                        timing.first_content_source or "",
                     )
                     with lock:
                         results.append(item)
@@ -212,9 +229,107 @@ def ttft_errors(
             thread.join(timeout=300)
     if failures:
         raise failures[0]
+    return results
+
+
+def run_official(url: str, streams: int, per_stream: int, tokens: int) -> list[Record]:
+    """The same load through the official ``ollama`` client, written as users write it: the
+    first non-empty ``response`` the generator yields is stamped with ``perf_counter_ns``.
+    A response event hook (httpx's, passed through ``ollama.Client``) notes the simulator's
+    request id; it runs once per response, before the body is read."""
+    import ollama
+
+    results: list[Record] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(streams)
+    failures: list[BaseException] = []
+
+    def worker(index: int) -> None:
+        ids: list[str] = []
+        client = ollama.Client(host=url, event_hooks={
+            "response": [lambda r: ids.append(r.headers.get("x-sim-request-id", ""))]})
+        try:
+            client.generate(model=MODEL, prompt="warm up", options={"num_predict": 1})
+            barrier.wait(timeout=30)
+            for n in range(per_stream):
+                first_ns, first = 0, -1
+                parts = client.generate(model=MODEL, prompt=f"official {index} {n}",
+                                        stream=True, options={"num_predict": tokens})
+                for i, part in enumerate(parts):
+                    if part.response and not first_ns:
+                        first_ns, first = time.perf_counter_ns(), i
+                with lock:
+                    results.append((ids[-1], first, [first_ns] * (first + 1), first_ns,
+                                    "user loop"))
+        except BaseException as exc:  # reported after join
+            failures.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(streams)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    if failures:
+        raise failures[0]
+    return results
+
+
+def run_vllm_method(url: str, streams: int, per_stream: int, tokens: int) -> list[Record]:
+    """vLLM's benchmark request function, written from its published method (not copied):
+    one asyncio loop, aiohttp streaming ``POST /v1/chat/completions``, ``perf_counter`` taken
+    as each SSE chunk comes off ``response.content``, before JSON parsing. Stamped here is the
+    first chunk whose delta has content (vLLM counts the first chunk even when empty; the
+    simulator sends the role first, so that would be a different event)."""
+    import asyncio
+
+    import aiohttp
+
+    results: list[Record] = []
+
+    async def one(session: aiohttp.ClientSession, prompt: str) -> Record:
+        payload = {"model": MODEL, "messages": [{"role": "user", "content": prompt}],
+                   "stream": True, "max_tokens": tokens}
+        first_ns, first, events = 0, -1, 0
+        async with session.post(f"{url}/v1/chat/completions", json=payload) as response:
+            request_id = response.headers.get("X-Sim-Request-Id", "")
+            async for raw in response.content:
+                stamp = time.perf_counter_ns()
+                line = raw.strip()
+                if not line:
+                    continue
+                data = line.decode().removeprefix("data: ")
+                if data == "[DONE]":
+                    break
+                choices = json.loads(data).get("choices") or [{}]
+                if choices[0].get("delta", {}).get("content") and not first_ns:
+                    first_ns, first = stamp, events
+                events += 1
+        return (request_id, first, [first_ns] * (first + 1), first_ns, "asyncio chunk")
+
+    async def stream(session: aiohttp.ClientSession, index: int, start: asyncio.Event) -> None:
+        await one(session, "warm up")
+        await start.wait()
+        for n in range(per_stream):
+            results.append(await one(session, f"vllm {index} {n}"))
+
+    async def main() -> None:
+        start = asyncio.Event()
+        timeout = aiohttp.ClientTimeout(total=300)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            tasks = [asyncio.create_task(stream(session, i, start)) for i in range(streams)]
+            await asyncio.sleep(0.5)  # every stream warmed up
+            start.set()
+            await asyncio.gather(*tasks)
+
+    asyncio.run(main())
+    return results
+
+
+def ttft_errors(results: list[Record], flushes: FlushFn) -> tuple[list[float], list[float]]:
+    """Errors in us: (first content chunk per request, every chunk of every request)."""
     first_errors: list[float] = []
     all_errors: list[float] = []
-    for request_id, first, arrivals in results:
+    for request_id, first, arrivals, _read, _source in results:
         flushed = flushes(request_id)
         if len(flushed) != len(arrivals):
             raise RuntimeError(
@@ -223,6 +338,22 @@ def ttft_errors(
         first_errors.append((arrivals[first] - flushed[first]) / 1e3)
         all_errors.extend((a - f) / 1e3 for a, f in zip(arrivals, flushed, strict=True))
     return first_errors, all_errors
+
+
+def referee(results: list[Record], flushes: FlushFn,
+            captured: dict[str, int]) -> dict[str, list[float]]:
+    """Errors in us against the captured first-content packet: the client's stamp (ours: the
+    kernel's receive stamp), its socket-read stamp and the simulator's flush stamp (requests
+    the capture missed are left out)."""
+    out: dict[str, list[float]] = {"client": [], "read": [], "flush": []}
+    for request_id, first, arrivals, read_ns, _source in results:
+        packet = captured.get(request_id)
+        if packet is None:
+            continue
+        out["client"].append((arrivals[first] - packet) / 1e3)
+        out["read"].append((read_ns - packet) / 1e3)
+        out["flush"].append((flushes(request_id)[first] - packet) / 1e3)
+    return out
 
 
 def chunk_cost(url: str, reps: int) -> dict[str, float]:
@@ -295,7 +426,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--modes", default="in-process,child", help="comma list of in-process, child"
     )
+    parser.add_argument("--capture", action="store_true",
+                        help="referee with a loopback packet capture (root, tcpdump)")
+    parser.add_argument("--skip-cost", action="store_true", help="leave out the per-chunk cost")
     args = parser.parse_args(argv)
+    if args.capture and (why := LoopbackCapture.available()):
+        parser.error(f"--capture: {why}")
+    has_aiohttp = importlib.util.find_spec("aiohttp") is not None
+    if args.capture and not has_aiohttp:
+        print("# aiohttp is not installed: the vLLM-method peer is left out (pip install aiohttp)")
     scale = 0.5 if args.quick else 1.0
     plan = [(1, int(150 * scale)), (16, int(10 * scale)), (64, max(2, int(4 * scale)))]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -310,10 +449,39 @@ def main(argv: list[str] | None = None) -> int:
         "| every chunk p50 | p99 | p1 |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
+    refereed: list[str] = []
     for mode in modes:
         with simulator(mode, args.decode_ms) as (url, flushes):
+            port = int(url.rsplit(":", 1)[1])
             for streams, per_stream in plan:
-                first, every = ttft_errors(url, flushes, streams, per_stream, args.tokens)
+                if args.capture:
+                    official: list[Record] = []
+                    vllm: list[Record] = []
+                    results = []
+                    half = max(1, per_stream // 2)
+                    with LoopbackCapture(port) as capture:
+                        for _ in range(2):  # interleaved halves: ours, official, vLLM's, ...
+                            results += run_streams(url, streams, half, args.tokens)
+                            official += run_official(url, streams, half, args.tokens)
+                            if has_aiohttp:
+                                vllm += run_vllm_method(url, streams, half, args.tokens)
+                    captured = first_content_packets(capture.packets)
+                    drift = (capture.offsets[1] - capture.offsets[0]) / 1e3
+                    peers = [("ours", results), ("official", official)]
+                    if has_aiohttp:
+                        peers.append(("vLLM method", vllm))
+                    for client, records in peers:
+                        errors = referee(records, flushes, captured)
+                        counts = collections.Counter(r[4] for r in records)
+                        sources = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+                        read = fmt(errors["read"]) if client == "ours" else "- | - | -"
+                        refereed.append(
+                            f"| {mode} | {client} | {streams} | {len(errors['client'])}/"
+                            f"{len(records)} | {sources} | {fmt(errors['client'])} | {read} | "
+                            f"{fmt(errors['flush'])} | {drift:+.0f} | {capture.report} |")
+                else:
+                    results = run_streams(url, streams, per_stream, args.tokens)
+                first, every = ttft_errors(results, flushes)
                 print(
                     f"| {mode} | {streams} | {len(first)} | {fmt(first)} | {fmt(every)} |",
                     flush=True,
@@ -321,6 +489,16 @@ def main(argv: list[str] | None = None) -> int:
     for streams, per_stream in plan:
         floor = socket_floor(streams, per_stream * (args.tokens + 1), args.decode_ms)
         print(f"| bare sockets (floor) | {streams} | - | - | - | - | {fmt(floor)} |", flush=True)
+    if refereed:
+        print("\nReferee: loopback capture, first-content packet; errors in us (stamp - "
+              "packet):\n")
+        print("| simulator | client | streams | matched | stamp source | client stamp p50 | p99 "
+              "| p1 | socket-read stamp p50 | p99 | p1 | simulator flush p50 | p99 | p1 "
+              "| clock drift (us) | tcpdump |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        print("\n".join(refereed), flush=True)
+    if args.skip_cost:
+        return 0
     print(
         "\n| simulator | chunks/stream | OllamaClient, end to end | bare httpx iter_lines "
         "| difference | client parse+stamp (replay, line split excluded) |"

@@ -19,6 +19,11 @@ from typing import Any
 
 import pytest
 
+# pytester's in-process runs forget the modules first imported inside them. The plugin loads
+# its HTTP client stack on first use, so it is loaded here, once: what outlives one of those
+# runs (the dialects it caches) must keep talking through the same httpx.
+import pytest_ollama_regress.dialects.llama_server_client
+import pytest_ollama_regress.dialects.ollama_client  # noqa: F401
 from pytest_ollama_regress.containers.engine import (
     DockerEngine,
     DockerError,

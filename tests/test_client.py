@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import io
+import socket
+import sys
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -83,7 +86,14 @@ def test_chat_stream_collects_text_metrics_and_timing(client: OllamaClient) -> N
     assert t.request_sent_ns < t.first_byte_ns <= t.first_content_ns <= t.last_token_ns
     assert t.last_token_ns <= t.chunk_arrivals_ns[-1] <= t.end_ns
     assert t.first_thinking_ns is None
-    assert t.stamp_source == "read"  # stamped at the socket read, not after parsing
+    # the kernel's receive stamps (Linux), else the socket read's; never after parsing
+    source = "kernel" if sys.platform == "linux" else "read"
+    sources = {source, "kernel-batch"} if source == "kernel" else {source}
+    assert t.stamp_source == source and t.first_content_source in sources
+    assert set(t.chunk_sources) <= sources and len(t.chunk_sources) == len(t.chunk_arrivals_ns)
+    assert t.chunk_sources[-1] == source  # the last chunk of a read has its own stamp
+    assert t.first_content_ns is not None and t.first_content_read_ns is not None
+    assert t.first_content_ns <= t.first_content_read_ns
     assert t.ttft_ns is not None and t.ttft_ns > 0
     gaps = t.inter_token_gaps_ns
     assert len(gaps) == content_chunks - 1
@@ -225,3 +235,38 @@ def test_request_escape_hatch(client: OllamaClient) -> None:
     response = client.request("GET", "/api/version")
     assert response.json()["version"] == DEFAULT_VERSION
     assert client.request("GET", "/no/such/route").status_code == 404
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="kernel receive stamps are Linux's")
+def test_chunks_that_share_a_read_are_marked_batched() -> None:
+    """Two NDJSON lines in one packet: one read, one kernel stamp, which is exact only for
+    the read's last line; the first is marked ``kernel-batch`` (an upper bound)."""
+    body = (b'{"model":"m","response":"a","done":false}\n'
+            b'{"model":"m","response":"b","done":true,"done_reason":"stop"}\n')
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body))
+
+    def serve(listener: socket.socket) -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(5)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(65536)
+            length = int(request.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            while len(request.split(b"\r\n\r\n", 1)[1]) < length:
+                request += conn.recv(65536)
+            conn.sendall(head + body)
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        server = threading.Thread(target=serve, args=(listener,))
+        server.start()
+        port = listener.getsockname()[1]
+        with OllamaClient(f"http://127.0.0.1:{port}", stall_timeout=5) as c:
+            result = c.generate("m", "hi")
+        server.join(5)
+    t = result.timing
+    assert result.text == "ab"
+    assert t.chunk_sources == ["kernel-batch", "kernel"]
+    assert t.first_content_source == "kernel-batch"
+    assert t.chunk_arrivals_ns[0] == t.chunk_arrivals_ns[1] == t.first_content_ns

@@ -11,7 +11,7 @@ import yaml
 
 from pytest_ollama_regress.containers.compose_file import ComposeSpec
 from pytest_ollama_regress.containers.engine import ImageInfo, parse_image_ref
-from pytest_ollama_regress.containers.plugin import LABEL_DIALECT, image_dialect
+from pytest_ollama_regress.containers.images import LABEL_DIALECT, image_dialect
 from pytest_ollama_regress.containers.provider import (
     ContainerSettings,
     ContainerStartError,

@@ -22,7 +22,7 @@ def test_default_target_is_the_embedded_simulator(pytester: pytest.Pytester) -> 
     result.stdout.fnmatch_lines(
         [
             "ollama: no target given, testing the embedded simulator: sim-good: embedded "
-            f"simulator, profile good, Ollama {DEFAULT_VERSION} at http://127.0.0.1:*",
+            f"simulator, profile good, Ollama {DEFAULT_VERSION}, starts on first use",
             "ollama: to test a real server pass --ollama-url http://HOST:11434 or "
             "--ollama-image REF",
             "*test_x[[]sim-good[]] PASSED*",
@@ -46,8 +46,9 @@ def test_header_lists_every_target_with_its_version(
         [
             "ollama targets (3):",
             f"  {host}: {sim_url}, Ollama 0.11.4",
-            "  sim-good: embedded simulator, profile good, Ollama 0.12.3 at http://127.0.0.1:*",
-            "  sim-slow-ttft: embedded simulator, profile slow-ttft, Ollama 0.12.3 at *",
+            "  sim-good: embedded simulator, profile good, Ollama 0.12.3, starts on first use",
+            "  sim-slow-ttft: embedded simulator, profile slow-ttft, Ollama 0.12.3, starts on "
+            "first use",
         ]
     )
     assert "no target given" not in result.stdout.str()
@@ -60,8 +61,12 @@ def test_header_of_sims_with_several_versions(pytester: pytest.Pytester) -> None
     result.stdout.fnmatch_lines(
         [
             "ollama targets (2):",
-            "  sim-good-0.11.4: embedded simulator, profile good, Ollama 0.11.4 at *",
-            "  sim-good-0.0.0: embedded simulator, profile good, Ollama 0.0.0 at *",
+            "  sim-good-0.11.4: embedded simulator, profile good, Ollama 0.11.4, starts on "
+            "first use",
+            "  sim-good-0.0.0: embedded simulator, profile good, Ollama 0.0.0, starts on first use",
+            "ollama releases (--ollama-behaves-as states one):",
+            "  sim-good-0.11.4: 0.11.4: release 0.11.4",
+            "  sim-good-0.0.0: 0.0.0: *",
         ]
     )
 

@@ -185,3 +185,25 @@ def test_registry_refuses_conflicting_ids_and_providers() -> None:
 def test_url_provider_skips_a_test_that_asks_for_env() -> None:
     with pytest.raises(pytest.skip.Exception, match="server's own environment"):
         UrlProvider().endpoint(url_target("http://127.0.0.1:9"), {"OLLAMA_NUM_PARALLEL": "4"})
+
+
+def test_server_version_is_known_for_sims_before_they_start() -> None:
+    """The header and the inventory read it; nothing is started for it."""
+    registry = TargetRegistry()
+    sim = SimProvider()
+    registry.add_provider("sim", sim)
+    registry.add_provider("url", UrlProvider())
+    pinned, default = sim_targets([("good@0.11.4", "--ollama-sim"), ("good", "--ollama-sim")])
+    for target in (pinned, default):
+        registry.add_target(target)
+    registry.add_target(url_target("http://127.0.0.1:9"))
+    try:
+        assert registry.server_version(pinned.id) == "0.11.4"
+        assert registry.server_version(default.id) == DEFAULT_VERSION
+        assert registry.server_version("127.0.0.1:9") is None  # a URL is known once probed
+        assert sim.servers == [] and registry.endpoints() == []
+        registry.endpoint(pinned.id)
+        assert registry.started_endpoint(pinned.id).server_version == "0.11.4"
+        assert registry.server_version(pinned.id) == "0.11.4"
+    finally:
+        registry.close()

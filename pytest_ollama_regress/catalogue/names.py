@@ -15,6 +15,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pytest_ollama_regress.catalogue.selector import (  # noqa: F401 - re-exported
+    ModelSelector,
+    parse_model_selector,
+)
+
 #: The seed's quant regex, kept as the floor: everything it accepts is still a quant token.
 SEED_QUANT_RE = re.compile(r"^(q\d(?:_k(?:_m)?)?|int4|int8|fp16|f16)$", re.IGNORECASE)
 
@@ -374,50 +379,3 @@ def find_model(entries: Sequence[ModelEntry], wanted: str) -> ModelEntry | None:
 def first_with(entries: Sequence[ModelEntry], capability: str) -> ModelEntry | None:
     """The first entry (discovery order) that has ``capability``."""
     return next((e for e in entries if e.has(capability)), None)
-
-
-# --- model selection (``--ollama-model``) ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ModelSelector:
-    """What ``--ollama-model`` asked for.
-
-    ``kind``: ``"discover"`` (option absent: first completion model, no parametrization),
-    ``"all"``, ``"vision"``, ``"name"`` (``value`` is the model) or ``"registry"``
-    (``value`` is the registry file path, given as ``@PATH``).
-    """
-
-    kind: str
-    value: str = ""
-
-    @property
-    def is_matrix(self) -> bool:
-        """True when tests using ``ollama_model`` are parametrized over models."""
-        return self.kind != "discover"
-
-
-def parse_model_selector(value: str | None) -> ModelSelector:
-    """Parse ``--ollama-model``: ``all``, ``vision``, ``@registry.json`` or a model name.
-
-    Raises ``ValueError`` with a one-line message for an empty name or ``@`` without a path.
-    """
-    if value is None:
-        return ModelSelector("discover")
-    text = value.strip()
-    if not text:
-        raise ValueError("--ollama-model is empty: give all, vision, @REGISTRY.json or a model name")
-    if text.lower() in ("all", "vision"):
-        return ModelSelector(text.lower())
-    if text.startswith("@"):
-        path = text[1:].strip()
-        if not path:
-            raise ValueError("--ollama-model @ needs a registry file path, e.g. @models.json")
-        return ModelSelector("registry", path)
-    try:
-        parse_model_name(text)
-    except ValueError as exc:
-        raise ValueError(
-            f"--ollama-model: {exc}; give all, vision, @REGISTRY.json or a model name"
-        ) from None
-    return ModelSelector("name", text)

@@ -8,26 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_ollama_regress.catalogue.discovery import discovered
-from pytest_ollama_regress.catalogue.names import (
-    BACKEND_SUFFIX,
-    ModelEntry,
-    ModelSelector,
-    assign_variant_names,
-    canonical_name,
-    find_model,
-    first_with,
-    variant_name,
-)
+from pytest_ollama_regress.catalogue.selector import ModelSelector
 from pytest_ollama_regress.catalogue.settings import OPTIONS, CatalogueSettings, read_settings
 from pytest_ollama_regress.options import add_options, no_session
 from pytest_ollama_regress.session import session_of
 from pytest_ollama_regress.targets.registry import TargetError, registry_of
 from pytest_ollama_regress.targets.settings import TargetSettings
+
+if TYPE_CHECKING:  # the naming rules and discovery load when a model is first looked up
+    from pytest_ollama_regress.catalogue.names import ModelEntry
 
 MODEL_OPT = "--ollama-model"
 VISION_OPT = "--ollama-vision-model"
@@ -144,6 +137,8 @@ def _matrix_entry(
     param: MatrixModel, entries: Sequence[ModelEntry], target: str, *, fail_if_absent: bool
 ) -> str:
     """The served name of a matrix model on ``target``; skip (or fail) when it is not there."""
+    from pytest_ollama_regress.catalogue.names import find_model
+
     if param.deprecated_reason:
         pytest.skip(param.deprecated_reason)
     entry = find_model(entries, param.name)
@@ -158,6 +153,8 @@ def _matrix_entry(
 def ollama_models(request: pytest.FixtureRequest, ollama: Any,
                   ollama_target: Any) -> list[ModelEntry]:
     """The discovered catalogue of the current target (Ollama: ``/api/tags`` + ``/api/show``)."""
+    from pytest_ollama_regress.catalogue.discovery import discovered
+
     return discovered(request.config, ollama, ollama_target.dialect)
 
 
@@ -166,6 +163,8 @@ def ollama_model(
     request: pytest.FixtureRequest, ollama_models: list[ModelEntry], ollama_target: Any
 ) -> str:
     """The completion model for this test: the matrix entry, ``--ollama-model``, or discovery."""
+    from pytest_ollama_regress.catalogue.names import first_with
+
     config = request.config
     target = ollama_target.id
     param: MatrixModel | None = getattr(request, "param", None)
@@ -185,6 +184,8 @@ def ollama_vision_model(
     request: pytest.FixtureRequest, ollama_models: list[ModelEntry], ollama_target: Any
 ) -> str:
     """The vision model for this test: ``--ollama-vision-model``, the matrix, or discovery."""
+    from pytest_ollama_regress.catalogue.names import find_model, first_with
+
     config = request.config
     target = ollama_target.id
     param: MatrixModel | None = getattr(request, "param", None)
@@ -217,6 +218,8 @@ def _target_catalogues(config: pytest.Config) -> list[tuple[str, list[ModelEntry
 
 
 def _catalogue_of(config: pytest.Config, target_id: str) -> list[ModelEntry]:
+    from pytest_ollama_regress.catalogue.discovery import discovered
+
     endpoint = registry_of(config).endpoint(target_id, {})
     target = registry_of(config).target(target_id)
     return discovered(config, session_of(config).clients.client(endpoint.url, target.dialect),
@@ -228,7 +231,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Check named models (``--ollama-model NAME|@FILE``, ``--ollama-vision-model``) on url/sim
     targets before any test runs: a usage error if absent.
 
-    Image targets start lazily, so their check happens when their first test runs.
+    Simulators start here for it (a named model means the run will use them); image targets
+    start lazily, so their check happens when their first test runs.
     """
     config = session.config
     state = _state(config)
@@ -242,9 +246,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         wanted.append((vision, VISION_OPT))
     if not wanted:
         return
+    from pytest_ollama_regress.catalogue.names import find_model
+
     registry = registry_of(config)
     for target in registry.targets:
-        if registry.started_endpoint(target.id) is None:
+        quick = getattr(registry.provider(target.kind), "quick_start", False)
+        if registry.started_endpoint(target.id) is None and not quick:
             continue  # started on first use (containers): checked when its first test runs
         try:
             entries = _catalogue_of(config, target.id)
@@ -256,6 +263,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def _union(config: pytest.Config) -> list[MatrixModel]:
+    from pytest_ollama_regress.catalogue.names import assign_variant_names, canonical_name
+
     state = session_of(config).get(CatalogueState)
     if state.union is None:
         seen: dict[str, ModelEntry] = {}
@@ -274,6 +283,8 @@ def matrix_models(config: pytest.Config) -> list[MatrixModel]:
     """The models ``ollama_model`` is parametrized over (empty when not a matrix run)."""
     sel = session_of(config).get(CatalogueState).selector
     if sel.kind == "name":
+        from pytest_ollama_regress.catalogue.names import BACKEND_SUFFIX, variant_name
+
         given_variant = f"-{BACKEND_SUFFIX}" in sel.value.lower() and ":" not in sel.value
         variant = sel.value.lower() if given_variant else variant_name(sel.value)
         return [MatrixModel(sel.value, variant)]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from pytest_ollama_regress.catalogue.names import ModelSelector, parse_model_selector
+from pytest_ollama_regress.catalogue.selector import ModelSelector, parse_model_selector
 from pytest_ollama_regress.options import Option, read_all
 
 OPTIONS = (

@@ -11,11 +11,10 @@ import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import httpx
-
-from pytest_ollama_regress.dialects import deadlines
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["ContainerLaunch", "Dialect", "DialectError", "Listening", "Timeouts", "probe_client"]
 
@@ -118,6 +117,10 @@ class Dialect(Protocol):
 def probe_client(url: str, *, timeout: float, what: str, path: str) -> Iterator[httpx.Client]:
     """An httpx client for a probe: all of it within ``timeout`` (a trickling body too);
     transport failures become one-line :class:`DialectError` naming ``path`` and the fix."""
+    import httpx  # on first use: a session that starts no server never loads it
+
+    from pytest_ollama_regress.dialects import deadlines
+
     try:
         # Certificates only matter for https; skipping their load makes a probe ~50x faster.
         with deadlines.limits(total=timeout), httpx.Client(

@@ -25,6 +25,7 @@ from pytest_ollama_regress.dialects.ollama_client import (
     Completion,
     OllamaClient,
     OllamaError,
+    batched,
     read_stamp,
 )
 from pytest_ollama_regress.dialects.timing import ServerMetrics, StreamTiming
@@ -130,14 +131,18 @@ class LlamaServerClient(OllamaClient):
                 response, url = self._open("POST", "/v1/chat/completions", payload, timing)
                 body = self._read_all(response, url)
             stamped = read_stamp(response)
-            t = stamped.last_read_ns if stamped else time.perf_counter_ns()
+            t = stamped.last_stamp_ns if stamped else time.perf_counter_ns()
+            source = stamped.last_source if stamped else "line"
             obj = self._parse_line(body, response, url)
             choice = (obj.get("choices") or [{}])[0]
             text = str((choice.get("message") or {}).get("content") or "")
             timing.chunk_arrivals_ns.append(t)
+            timing.chunk_sources.append(source)
             if text:
                 timing.token_arrivals_ns.append(t)
                 timing.first_content_ns = timing.last_token_ns = t
+                timing.first_content_source = source
+                timing.first_content_read_ns = stamped.last_read_ns if stamped else t
             timing.end_ns = t
             return Completion(text=text, thinking="", done_reason=choice.get("finish_reason"),
                               final=obj, chunks=[obj], timing=timing,
@@ -161,9 +166,13 @@ class LlamaServerClient(OllamaClient):
         final: dict[str, Any] = {}
         finish: str | None = None
         done = False
+        last_read = -1  # the read that brought the latest chunk
         try:
             for line in response.iter_lines():
-                t = stamped.last_read_ns if stamped is not None else perf()
+                if stamped is not None:
+                    t, source = stamped.last_stamp_ns, stamped.last_source
+                else:
+                    t, source = perf(), "line"
                 self._check()
                 if not line.startswith("data:"):
                     continue  # blank separators and comments are no chunks
@@ -174,7 +183,12 @@ class LlamaServerClient(OllamaClient):
                 if lim is not None:
                     lim.progress()
                 obj = self._parse_line(data, response, url)
+                if stamped is not None:
+                    if stamped.reads == last_read:
+                        batched(timing)  # the previous chunk came in this read too
+                    last_read = stamped.reads
                 timing.chunk_arrivals_ns.append(t)
+                timing.chunk_sources.append(source)
                 chunks.append(obj)
                 if "error" in obj:
                     raise self._error_of(response.status_code, obj, url, in_stream=True)
@@ -187,6 +201,9 @@ class LlamaServerClient(OllamaClient):
                     texts.append(content)
                     if timing.first_content_ns is None:
                         timing.first_content_ns = t
+                        timing.first_content_source = source
+                        timing.first_content_read_ns = (
+                            stamped.last_read_ns if stamped is not None else t)
                 if thinking:
                     thoughts.append(thinking)
                     if timing.first_thinking_ns is None:

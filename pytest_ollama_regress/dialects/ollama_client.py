@@ -28,6 +28,7 @@ import httpcore
 import httpx
 
 from pytest_ollama_regress.dialects import deadlines
+from pytest_ollama_regress.dialects.kernel_stamps import KernelStampBackend, kernel_stream
 from pytest_ollama_regress.dialects.timing import ServerMetrics, StreamTiming
 
 __all__ = ["Completion", "DebugRender", "OllamaClient", "OllamaError"]
@@ -42,22 +43,35 @@ _EMPTY: dict[str, Any] = {}
 
 
 class _StampedStream(httpcore.NetworkStream):
-    """A connection's network stream that remembers when its latest read returned.
+    """A connection's network stream that remembers when its latest read's data arrived.
 
     A line handed over by ``iter_lines`` was completed by the latest socket read (httpx yields
-    every complete line of one read before it reads again), so ``last_read_ns`` at that moment
-    is when the line's last byte reached this process, before any HTTP or JSON parsing.
+    every complete line of one read before it reads again). ``last_read_ns`` is when that read
+    returned to this process; ``last_stamp_ns`` is the best stamp of its data: the kernel's
+    receive stamp where the socket gives one (``last_source`` ``"kernel"``, see
+    :mod:`~.kernel_stamps`), else the read's (``"read"``).
     """
 
-    __slots__ = ("_stream", "last_read_ns")
+    __slots__ = ("_stream", "_kernel", "last_read_ns", "last_stamp_ns", "last_source", "reads")
 
     def __init__(self, stream: httpcore.NetworkStream) -> None:
         self._stream = stream
+        self._kernel = kernel_stream(stream)
         self.last_read_ns = 0
+        self.last_stamp_ns = 0
+        self.last_source = "read"
+        #: reads so far: lines with the same count came in one read
+        self.reads = 0
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         data = self._stream.read(max_bytes, timeout)
-        self.last_read_ns = time.perf_counter_ns()
+        self.reads += 1
+        self.last_read_ns = now = time.perf_counter_ns()
+        kernel = self._kernel.last_rx_ns if self._kernel is not None else None
+        if kernel is None:
+            self.last_stamp_ns, self.last_source = now, "read"
+        else:
+            self.last_stamp_ns, self.last_source = kernel, "kernel"
         return data
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
@@ -99,9 +113,20 @@ def _stamping_transport(limits: httpx.Limits) -> tuple[httpx.HTTPTransport, bool
     """
     transport = httpx.HTTPTransport(limits=limits)
     enforced = deadlines.install(
-        transport, lambda backend: _StampingBackend(deadlines.DeadlineBackend(backend))
+        transport,
+        lambda backend: _StampingBackend(deadlines.DeadlineBackend(KernelStampBackend(backend))),
     )
     return transport, enforced
+
+
+def batched(timing: StreamTiming) -> None:
+    """The latest chunk shares its read with the next one: a kernel stamp is then the later
+    packet's arrival, an upper bound for this chunk (source ``"kernel-batch"``)."""
+    if timing.chunk_sources and timing.chunk_sources[-1] == "kernel":
+        timing.chunk_sources[-1] = "kernel-batch"
+        if timing.first_content_ns == timing.chunk_arrivals_ns[-1] and (
+                timing.first_content_source == "kernel"):
+            timing.first_content_source = "kernel-batch"
 
 
 def read_stamp(response: httpx.Response) -> _StampedStream | None:
@@ -508,8 +533,8 @@ class OllamaClient:
             raise self._transport_error(exc, url, in_stream=False) from None
         stamped = read_stamp(response)
         # no read has happened since the one that completed the headers
-        timing.first_byte_ns = stamped.last_read_ns if stamped else time.perf_counter_ns()
-        timing.stamp_source = "read" if stamped else "line"
+        timing.first_byte_ns = stamped.last_stamp_ns if stamped else time.perf_counter_ns()
+        timing.stamp_source = stamped.last_source if stamped else "line"
         if response.status_code >= 400:
             self._read_all(response, url)
             raise self._http_error(response, url)
@@ -571,11 +596,13 @@ class OllamaClient:
             response, url = self._open("POST", path, payload, timing)
             body = self._read_all(response, url)
         stamped = read_stamp(response)
-        t = stamped.last_read_ns if stamped else time.perf_counter_ns()
+        t = stamped.last_stamp_ns if stamped else time.perf_counter_ns()
+        source = stamped.last_source if stamped else "line"
         obj = self._parse_line(body, response, url)
         if "error" in obj:
             raise OllamaError(response.status_code, str(obj["error"]), url=url)
         timing.chunk_arrivals_ns.append(t)
+        timing.chunk_sources.append(source)
         src = (obj.get("message") or _EMPTY) if chat else obj
         content = src.get("content" if chat else "response") or ""
         thinking = src.get("thinking") or ""
@@ -585,6 +612,8 @@ class OllamaClient:
             timing.last_token_ns = t
         if content:
             timing.first_content_ns = t
+            timing.first_content_source = source
+            timing.first_content_read_ns = stamped.last_read_ns if stamped else t
         if thinking:
             timing.first_thinking_ns = t
         timing.end_ns = t
@@ -611,6 +640,7 @@ class OllamaClient:
         stamped = read_stamp(response)
         loads = json.loads
         arrivals = timing.chunk_arrivals_ns
+        sources = timing.chunk_sources
         tokens = timing.token_arrivals_ns
         chunks: list[dict[str, Any]] = []
         texts: list[str] = []
@@ -621,6 +651,7 @@ class OllamaClient:
 
         lim = deadlines.current()
         check = self._check
+        last_read = -1  # the read that brought the latest chunk
 
         def partial() -> Completion:
             return self._assemble(
@@ -629,7 +660,10 @@ class OllamaClient:
 
         try:
             for line in response.iter_lines():
-                t = stamped.last_read_ns if stamped is not None else perf()
+                if stamped is not None:
+                    t, source = stamped.last_stamp_ns, stamped.last_source
+                else:
+                    t, source = perf(), "line"
                 check()
                 if not line:
                     continue  # a blank line is no chunk: the stall deadline does not move
@@ -647,7 +681,12 @@ class OllamaClient:
                         in_stream=True,
                         partial=partial(),
                     )
+                if stamped is not None:
+                    if stamped.reads == last_read:
+                        batched(timing)  # the previous chunk came in this read too
+                    last_read = stamped.reads
                 arrivals.append(t)
+                sources.append(source)
                 chunks.append(obj)
                 if "error" in obj:
                     raise OllamaError(
@@ -667,6 +706,9 @@ class OllamaClient:
                         texts.append(content)
                         if timing.first_content_ns is None:
                             timing.first_content_ns = t
+                            timing.first_content_source = source
+                            timing.first_content_read_ns = (
+                                stamped.last_read_ns if stamped is not None else t)
                     if thinking:
                         thoughts.append(thinking)
                         if timing.first_thinking_ns is None:

@@ -12,14 +12,19 @@ Definitions (they differ between benchmarking tools, so they are fixed here):
   transport), the instant just before ``httpx.Client.send`` is used instead.
 * **first byte** (``first_byte_ns``): when the socket read that completed the response status
   line and headers returned.
-* **chunk arrival** (``chunk_arrivals_ns``): when the socket read that completed the chunk's
-  NDJSON line returned, i.e. when its last byte reached this process, before any HTTP,
-  text or JSON parsing. The client's httpcore network streams stamp every read; httpx hands
-  over all complete lines of one read before it reads again, so a line takes the stamp of the
-  latest read. Several lines that arrive in one read share its stamp. (``stamp_source`` is
-  ``"read"``; where the stamping stream cannot be installed it is ``"line"``: the instant
-  ``iter_lines`` yields the line, which adds the client's parsing time, about 0.1-0.5 ms on a
-  busy 2-core machine.)
+* **chunk arrival** (``chunk_arrivals_ns``): when the data of the socket read that completed
+  the chunk's line arrived, before any HTTP, text or JSON parsing. httpx hands over all
+  complete lines of one read before it reads again, so a line takes the stamp of the latest
+  read; several lines that arrive in one read share it. Each stamp's source is in
+  ``chunk_sources``: ``"kernel"``, the kernel's receive stamp of the read's data (Linux,
+  plain TCP; see :mod:`~.kernel_stamps`), independent of when the reading thread ran;
+  ``"kernel-batch"``, the same for a chunk that shares its read with later chunks: the stamp
+  is then the last packet's arrival, an upper bound for this one; ``"read"``, when the read
+  returned to this process (TLS, other systems); ``"line"``, where the stamping stream cannot
+  be installed: the instant ``iter_lines`` yields the line, which adds the client's parsing
+  time, about 0.1-0.5 ms on a busy 2-core machine. ``stamp_source`` is the source of
+  ``first_byte_ns``; ``first_content_source`` that of ``first_content_ns``, and
+  ``first_content_read_ns`` the socket-read stamp of the same chunk (for comparison).
 * **TTFT** (``ttft_ns``): request sent -> arrival of the first chunk whose *content*
   (``message.content`` for chat, ``response`` for generate) is non-empty. Empty-content chunks
   (role-only, thinking-only, tool calls) never count; thinking has its own
@@ -55,6 +60,12 @@ class StreamTiming:
     token_arrivals_ns: list[int] = field(default_factory=list)
     end_ns: int | None = None
     stamp_source: str = "read"
+    #: the source of each ``chunk_arrivals_ns`` stamp: "kernel", "kernel-batch", "read", "line"
+    chunk_sources: list[str] = field(default_factory=list)
+    first_content_source: str | None = None
+    #: when the read that brought the first content returned (equals ``first_content_ns``
+    #: unless the kernel stamped it)
+    first_content_read_ns: int | None = None
 
     @property
     def ttft_ns(self) -> int | None:

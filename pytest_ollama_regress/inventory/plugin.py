@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_ollama_regress.inventory.bisection import BisectState
 from pytest_ollama_regress.inventory.boundary import (
     Boundary,
     find_boundary,
@@ -38,10 +37,10 @@ from pytest_ollama_regress.inventory.table import (
 )
 from pytest_ollama_regress.options import add_options, no_session
 from pytest_ollama_regress.session import session_of
-from pytest_ollama_regress.suite.behaviour import behaviour_note
 from pytest_ollama_regress.targets.registry import TARGET_FIXTURE, registry_of, target_id_of
 
 if TYPE_CHECKING:
+    from pytest_ollama_regress.inventory.bisection import BisectState
     from pytest_ollama_regress.inventory.formats import FormatRegistry, InventoryReport
 
 REPORT_ATTR = "ollama_inventory"
@@ -174,6 +173,8 @@ class InventoryPlugin:
         try:
             ordered, _ = order_rows([row_from_target(t) for t in targets], self.state.settings.order)
             if self.state.settings.bisect:
+                from pytest_ollama_regress.inventory.bisection import BisectState
+
                 self.state.bisect = BisectState([r.target for r in ordered])
         except InventoryError as exc:
             raise pytest.UsageError(str(exc)) from None
@@ -210,6 +211,8 @@ class InventoryPlugin:
             expect = session.expectations.get(f"{info.id}@{info.url}") if info else None
             bisect = self.state.bisect
             markers = _tracked(item, self.state.settings.markers)
+            if expect is not None:
+                from pytest_ollama_regress.suite.behaviour import behaviour_note
             setattr(report, REPORT_ATTR, {
                 "target": target,
                 "markers": markers,
@@ -244,10 +247,8 @@ class InventoryPlugin:
                 continue
             row = row_from_target(target)
             row.statuses = self.state.statuses[target.id]
-            endpoint = registry.started_endpoint(target.id)
-            row.server_version = self.state.servers.get(target.id) or (
-                endpoint.server_version if endpoint is not None else ""
-            )
+            row.server_version = (self.state.servers.get(target.id)
+                                  or registry.server_version(target.id) or "")
             row.notes = self.state.behaviours.get(target.id, row.notes)
             rows.append(row)
         return rows

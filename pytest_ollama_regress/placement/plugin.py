@@ -8,13 +8,15 @@ header says that an image may then start in several workers.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_ollama_regress.placement.scheduling import TargetScheduling, group_scope, target_scope
 from pytest_ollama_regress.session import close_session
 from pytest_ollama_regress.targets.registry import registry_of
+
+if TYPE_CHECKING:  # loaded by the xdist controller only
+    from pytest_ollama_regress.placement.scheduling import TargetScheduling
 
 #: --dist modes the plugin schedules itself
 PLACED_MODES = ("load", "loadgroup")
@@ -47,6 +49,12 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> TargetSchedu
     if dist not in PLACED_MODES or not target_ids:
         return None
     from xdist.report import report_collection_diff
+
+    from pytest_ollama_regress.placement.scheduling import (
+        TargetScheduling,
+        group_scope,
+        target_scope,
+    )
 
     def scope_of(nodeid: str) -> str | None:
         target = target_scope(nodeid, target_ids)

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pytest_ollama_regress.dialects.ollama_client import OllamaError
 from pytest_ollama_regress.suite.expectations import BEHAVES_AS_LABEL, Expectations
 from pytest_ollama_regress.versions import parse_version
 
@@ -63,6 +62,8 @@ def probe(client: Any, model: str | None) -> dict[str, str]:
     """
     if not model:
         return {}
+    from pytest_ollama_regress.dialects.ollama_client import OllamaError  # the client's own
+
     try:
         render = client.render_chat(model, list(PROBE_MESSAGES))
     except OllamaError as exc:

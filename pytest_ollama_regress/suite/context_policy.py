@@ -34,10 +34,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_ollama_regress.suite.expectations import ReleaseRules
-from pytest_ollama_regress.suite.model_facts import ModelFacts
+if TYPE_CHECKING:  # the settings validate a policy name without loading the rules
+    from pytest_ollama_regress.suite.expectations import ReleaseRules
+    from pytest_ollama_regress.suite.model_facts import ModelFacts
 
 STOCK = "stock"
 DYNAMIC = "dynamic"
@@ -64,6 +65,8 @@ class ModelLimits:
     @classmethod
     def from_show(cls, name: str, show: Mapping[str, Any]) -> ModelLimits:
         """Read ``<arch>.context_length``, vision and the model's other facts (§16.4)."""
+        from pytest_ollama_regress.suite.model_facts import ModelFacts
+
         facts = ModelFacts.from_show(name, show)
         info = show.get("model_info") or {}
         vision = facts.vision or f"{facts.architecture}.vision.block_count" in info

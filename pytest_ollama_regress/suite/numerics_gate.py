@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_ollama_regress.suite.divergence import Divergence
-from pytest_ollama_regress.suite.expectations import rule
-from pytest_ollama_regress.suite.golden import Mismatch
+if TYPE_CHECKING:  # the settings read Thresholds at start-up; the rest loads with the check
+    from pytest_ollama_regress.suite.divergence import Divergence
+    from pytest_ollama_regress.suite.golden import Mismatch
 
 __all__ = ["Thresholds", "Verdict", "judge"]
 
@@ -43,6 +43,8 @@ def judge(baseline: str, cases: int, mismatches: Sequence[Mismatch],
           divergence: Divergence | None, limits: Thresholds) -> Verdict:
     """The verdict on ``cases`` greedy outputs of which ``mismatches`` differ from
     ``baseline``'s, with the ``divergence`` of their distributions (``None``: no logprobs)."""
+    from pytest_ollama_regress.suite.expectations import rule
+
     exact = (cases - len(mismatches)) / cases if cases else 1.0
     props: dict[str, Any] = {"ollama_numerics_baseline": baseline,
                              "ollama_numerics_exact_match": round(exact, 4),

@@ -14,43 +14,26 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_ollama_regress.catalogue.discovery import discovered
-from pytest_ollama_regress.catalogue.names import first_with
-from pytest_ollama_regress.dialects.timing import percentiles
 from pytest_ollama_regress.options import add_options, no_session
 from pytest_ollama_regress.session import SessionState, session_of
-from pytest_ollama_regress.suite.behaviour import (
-    ALL_TARGETS,
-    probe,
-    stated_release,
-    summary_line,
-)
 from pytest_ollama_regress.suite.checks import CHECKS
-from pytest_ollama_regress.suite.context_policy import Policy, get_policy
-from pytest_ollama_regress.suite.expectations import Expectations
-from pytest_ollama_regress.suite.numerics_probe import NumericsProbe, NumericsStore
-from pytest_ollama_regress.suite.numerics_requests import numerics_requests_for
-from pytest_ollama_regress.suite.pictures import make_picture
 from pytest_ollama_regress.suite.settings import OPTIONS, SuiteSettings, read_settings
-from pytest_ollama_regress.suite.snapshots import extension_for, snapshot_key, snapshot_root
-from pytest_ollama_regress.suite.ttft_probe import (
-    PERCENTILES,
-    TtftClock,
-    TtftProbe,
-    TtftStore,
-    summary_lines,
-)
-from pytest_ollama_regress.suite.ttft_requests import requests_for
 from pytest_ollama_regress.targets.registry import (
     TargetError,
     TargetInfo,
     registry_of,
     target_id_of,
 )
+
+if TYPE_CHECKING:  # the rest loads when a fixture or a report needs it (a lighter start-up)
+    from pytest_ollama_regress.suite.context_policy import Policy
+    from pytest_ollama_regress.suite.expectations import Expectations
+    from pytest_ollama_regress.suite.numerics_probe import NumericsProbe
+    from pytest_ollama_regress.suite.ttft_probe import TtftProbe, TtftStore
 
 NOTE_PROPERTY = "ollama_note"
 
@@ -87,6 +70,8 @@ def suite_settings(config: pytest.Config) -> SuiteSettings:
 
 
 def _ttft_store(state: SessionState) -> TtftStore:
+    from pytest_ollama_regress.suite.ttft_probe import TtftStore
+
     if state.ttft_results is None:
         state.ttft_results = TtftStore()
     return state.ttft_results
@@ -97,9 +82,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{check.name}: {check.help}")
     if no_session(config):
         return
-    state = session_of(config)
-    state.put(read_settings(config))
-    _ttft_store(state)
+    session_of(config).put(read_settings(config))
 
 
 def resolve_baseline(ref: str, targets: list[Any]) -> str:
@@ -157,29 +140,39 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    """How each started target's version string is read (probes come in the summary)."""
+    """How each target's version string is read, for the targets whose version is known
+    before tests run (probed URLs, simulators); probes come in the summary."""
     state = session_of(config)
     registry = registry_of(config)
     if not state.has(SuiteSettings) or registry is None:
         return []
     settings = state.get(SuiteSettings)
+    known = [(target, version) for target in registry.targets
+             if (version := registry.server_version(target.id)) is not None]
+    if not known:
+        return []
+    from pytest_ollama_regress.suite.behaviour import ALL_TARGETS
+    from pytest_ollama_regress.suite.expectations import Expectations
+
     lines = []
-    for target in registry.targets:
-        endpoint = registry.started_endpoint(target.id)
-        if endpoint is None:
-            continue
+    for target, version in known:
         stated = settings.behaves_as.get(target.id) or settings.behaves_as.get(ALL_TARGETS)
         try:
-            expect = Expectations.for_version(endpoint.server_version, stated)
+            expect = Expectations.for_version(version, stated)
         except ValueError:
             continue
-        lines.append(f"  {target.id}: {endpoint.server_version}: {expect.describe()}")
+        lines.append(f"  {target.id}: {version}: {expect.describe()}")
     return ["ollama releases (--ollama-behaves-as states one):", *lines] if lines else []
 
 
 def expectations_for(config: pytest.Config, info: TargetInfo, client: Any) -> Expectations:
     """The target's expectations: its version read deliberately, the release stated for it,
     and what probing it showed; built once per target and environment."""
+    from pytest_ollama_regress.catalogue.discovery import discovered
+    from pytest_ollama_regress.catalogue.names import first_with
+    from pytest_ollama_regress.suite.behaviour import probe, stated_release
+    from pytest_ollama_regress.suite.expectations import Expectations
+
     cache = session_of(config).expectations
     key = f"{info.id}@{info.url}"
     if key not in cache:
@@ -203,6 +196,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """
     positions = [i for i, item in enumerate(items)
                  if "ollama_ttft" in getattr(item, "fixturenames", ())]
+    if positions:
+        from pytest_ollama_regress.suite.ttft_probe import TtftClock
     for index in positions:
         item = items[index]
         marker = item.get_closest_marker("benchmark")
@@ -279,12 +274,16 @@ def ollama_record_ttft(request: pytest.FixtureRequest) -> Callable[[Iterable[flo
 @pytest.fixture
 def ollama_picture() -> Any:
     """``make_picture(count=3, colour="red", *, shape, word, size)`` -> ``Picture``."""
+    from pytest_ollama_regress.suite.pictures import make_picture
+
     return make_picture
 
 
 @pytest.fixture
 def ollama_numctx_policy(ollama_suite_settings: SuiteSettings) -> Policy:
     """The num_ctx policy chosen with ``--ollama-numctx-policy`` / ``ollama_numctx_policy``."""
+    from pytest_ollama_regress.suite.context_policy import get_policy
+
     return get_policy(ollama_suite_settings.numctx_policy)
 
 
@@ -303,6 +302,8 @@ def render_snapshot(snapshot: Any, ollama_target: TargetInfo,
     normalised, compared with this image's recorded one, and recorded when there is none
     yet (``--snapshot-update`` rewrites changed ones).
     """
+    from pytest_ollama_regress.suite.snapshots import extension_for, snapshot_key, snapshot_root
+
     settings = suite_settings(request.config)
     root = snapshot_root(request.config.rootpath, request.node.path, settings.snapshot_dir)
     key = snapshot_key(ollama_target.id, ollama_target.server_version)
@@ -334,6 +335,9 @@ def ollama_ttft(request: pytest.FixtureRequest, benchmark: Any, ollama: Any,
                 ollama_suite_settings: SuiteSettings) -> TtftProbe:
     """TTFT through pytest-benchmark: ``result = ollama_ttft.measure(model, "short",
     cold=False)`` then ``ollama_ttft.check(result)`` (first-token overhead and the gate)."""
+    from pytest_ollama_regress.suite.ttft_probe import TtftClock, TtftProbe
+    from pytest_ollama_regress.suite.ttft_requests import requests_for
+
     marker = request.node.get_closest_marker("benchmark")
     clock = marker.kwargs.get("timer") if marker else None
     if not isinstance(clock, TtftClock):
@@ -355,6 +359,9 @@ def ollama_numerics(request: pytest.FixtureRequest, ollama: Any, ollama_target: 
     """Greedy runs of the fixed prompt set (``.run(model, case)``, ``.record(...)`` for
     snapshots) and ``.against_baseline(model, cases)``: the numerics verdict, its numbers in
     the test's ``user_properties`` (JUnit properties, as ``record_property`` gives them)."""
+    from pytest_ollama_regress.suite.numerics_probe import NumericsProbe, NumericsStore
+    from pytest_ollama_regress.suite.numerics_requests import numerics_requests_for
+
     state = session_of(request.config)
     if not state.has(NumericsStore):
         state.put(NumericsStore())
@@ -382,11 +389,15 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     state = session_of(config)
     store = state.ttft_results
     if store is not None and store.results:
+        from pytest_ollama_regress.suite.ttft_probe import summary_lines
+
         terminalreporter.write_sep("-", "ollama ttft (ms)")
         for line in summary_lines(store):
             terminalreporter.write_line(line)
     judged = state.expectations
     if judged:
+        from pytest_ollama_regress.suite.behaviour import summary_line
+
         terminalreporter.write_sep("-", "ollama behaviour")
         lines = [summary_line(key.split("@", 1)[0], expect) for key, expect in judged.items()]
         for line in dict.fromkeys(lines):
@@ -402,6 +413,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list[Any],
                                  output_json: dict[str, Any]) -> None:
     """Add ``p50``/``p95``/``p99`` to every benchmark's stats in pytest-benchmark's JSON."""
+    from pytest_ollama_regress.dialects.timing import percentiles
+    from pytest_ollama_regress.suite.ttft_probe import PERCENTILES
+
     by_name = {getattr(b, "fullname", None): b for b in benchmarks}
     for entry in output_json.get("benchmarks", []):
         bench = by_name.get(entry.get("fullname"))

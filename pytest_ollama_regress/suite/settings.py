@@ -13,6 +13,8 @@ from pytest_ollama_regress.suite.numerics_gate import Thresholds
 
 DEFAULT_ROUNDS = 5
 DEFAULT_WARMUP = 1
+#: the num_ctx policy unless one is chosen (``context_policy.STOCK``)
+DEFAULT_POLICY = "stock"
 #: numerics defaults, from measured pairs (docs/benchmarks.md, "Numerics")
 DEFAULT_NUMERICS_TOKENS = 32
 DEFAULT_MAX_KL = 0.01
@@ -57,9 +59,12 @@ def _number(flag: str, example: str, *, rate: bool = False):  # noqa: ANN202 - a
 
 
 def _policy(text: str) -> str:
+    name = (text or DEFAULT_POLICY).strip().lower()
+    if name == DEFAULT_POLICY:
+        return name  # the default is known: no need to load the policies to check it
     from pytest_ollama_regress.suite.context_policy import get_policy
 
-    return get_policy(text or "stock").name
+    return get_policy(name).name
 
 
 def _words(text: str) -> tuple[str, ...] | None:
@@ -77,7 +82,7 @@ OPTIONS = (
     Option("ollama_baseline", "the target (id, label, image ref or short ID) the others are "
            "compared with: debug renders are diffed, TTFT medians gated", metavar="REF"),
     Option("ollama_numctx_policy", "num_ctx policy the numctx checks expect: stock or dynamic "
-           "(default stock)", metavar="POLICY", default="stock", parse=_policy),
+           "(default stock)", metavar="POLICY", default=DEFAULT_POLICY, parse=_policy),
     Option("ollama_ttft_max_regression", "fail a candidate whose median TTFT exceeds the "
            "baseline's by more than PCT, e.g. 15%", metavar="PCT", parse=parse_max_regression),
     Option("ollama_ttft_rounds", f"measured rounds per TTFT case (default {DEFAULT_ROUNDS})",

@@ -82,8 +82,9 @@ def sim_targets(
     specs = list(specs)
     if not specs:
         return []
-    try:
-        from pytest_ollama_regress.sim import DEFAULT_VERSION, PROFILES, check_version
+    try:  # the profiles and versions only: the server is loaded when one starts
+        from pytest_ollama_regress.sim.features import DEFAULT_VERSION, check_version
+        from pytest_ollama_regress.sim.profiles import PROFILES
     except ImportError as exc:
         raise TargetError(f"the simulator cannot be loaded ({one_line(exc)})") from None
 
@@ -166,11 +167,14 @@ class UrlProvider:
 
 
 class SimProvider:
-    """The project's simulator, in process: one ``SimServer`` per distinct env."""
+    """The project's simulator, in process: one ``SimServer`` per distinct env, started when
+    the first test that uses its target sets up (a run that uses none starts none)."""
 
     kind = "sim"
-    #: started when the session is configured (the header shows its version)
-    starts_at_configure = True
+    #: started on first use: the version it will report is known beforehand (header)
+    starts_at_configure = False
+    #: cheap enough to start before the tests to check a named model (``--ollama-model``)
+    quick_start = True
 
     def __init__(self, probe_timeout: float = 5.0) -> None:
         self.probe_timeout = probe_timeout
@@ -215,16 +219,31 @@ class SimProvider:
             simulated=True,
         )
 
+    def expected_version(self, target: Target) -> str:
+        """The version the simulator will report (``--ollama-sim PROFILE@VERSION``,
+        ``--ollama-sim-version`` or its default), known without starting it."""
+        return target.metadata.get("sim_version") or _sim_default_version()
+
     def describe(self, target: Target, endpoint: Endpoint | None) -> str:
         profile = target.metadata.get("profile", target.ref)
         if endpoint is None:
-            return f"embedded simulator, profile {profile}, starts on first use"
+            return (f"embedded simulator, profile {profile}, Ollama "
+                    f"{self.expected_version(target)}, starts on first use")
         return f"embedded simulator, profile {profile}, Ollama {endpoint.server_version} at {endpoint.url}"
 
     def close(self) -> None:
         with self._lock:
             self.servers.clear()
             self._stack.close()
+
+
+def _sim_default_version() -> str:
+    """The version a simulator reports unless told otherwise (for the header)."""
+    try:
+        from pytest_ollama_regress.sim.features import DEFAULT_VERSION
+    except ImportError:
+        return "(version unknown: the simulator cannot be loaded)"
+    return DEFAULT_VERSION
 
 
 class _Discard:

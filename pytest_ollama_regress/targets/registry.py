@@ -18,9 +18,15 @@ and before the default target is chosen, targets are probed and the header is pr
         registry.add_target(Target(id="4beecd8", kind="image", ref=ref, image=info))
 
 A provider whose ``starts_at_configure`` is true is started for the header before tests run
-(the url and sim providers); others start on first use. A provider may also define
+(the url provider: a wrong address stops the run at once); others start on first use (the
+simulator and containers), so a run whose tests use no target starts nothing. One whose
+``quick_start`` is true (the simulator) is started before the tests when a named model
+(``--ollama-model NAME``) must be checked on it. A provider may also define
 ``describe(target, endpoint) -> str`` for its header line (``endpoint``
 is the started env-less endpoint or ``None``); without it the header says "starts on first use".
+One that knows the version a target will report before starting it defines
+``expected_version(target) -> str`` (the simulator): the header and the inventory use it for
+targets not started.
 ``Endpoint.logs_path`` (or ``log_source``) is attached to the report of every failing test
 that used the endpoint. Errors a user can fix are raised as :class:`TargetError` with a
 one-line message.
@@ -314,6 +320,17 @@ class TargetRegistry:
     ) -> Endpoint | None:
         """The endpoint for (target, env) if it was started; never starts one."""
         return self._endpoints.get((target_id, env_key(env)))
+
+    def server_version(self, target_id: str) -> str | None:
+        """The version the target's env-less server reports: the started endpoint's, else the
+        one its provider knows in advance (``expected_version(target)``, the simulator's),
+        else ``None``; never starts one."""
+        endpoint = self.started_endpoint(target_id)
+        if endpoint is not None:
+            return endpoint.server_version
+        target = self.target(target_id)
+        expected = getattr(self._providers.get(target.kind), "expected_version", None)
+        return expected(target) if callable(expected) else None
 
     def failure(self, target_id: str, env: Mapping[str, str] | None = None) -> TargetError | None:
         """The error a failed start of (target, env) left, if any."""
