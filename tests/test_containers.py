@@ -33,7 +33,7 @@ def test_ids_and_metadata_by_full_id_short_id_tag_and_label(pytester, sim_images
         f"*test_record?{bad['short_id']}? PASSED*",
         "*test_record?h2? PASSED*",
         f"  {good['short_id']}: image {good['id'][:19]}… (ollama-regress-sim:good), created "
-        f"{good['created']}, revision {good['revision'][:12]}, starts on first use",
+        f"{good['created']}, revision {good['revision'][:12]}, Ollama, starts on first use",
         # the private CI engine has no bridge network; a GitHub runner's engine has one
         "ollama containers: Docker * compose *, network bridge (auto: the engine has a bridge "
         "network)" if docker_engine_info.has_bridge else

@@ -64,7 +64,7 @@ def test_builtin_suite_passes_on_a_llama_server_image_by_digest(
     short = image["short_id"]
     result.stdout.fnmatch_lines([
         f"*{short}: image {image['id'][:19]}… (ollama-regress-llama:hist-1), created *, revision "
-        f"{image['revision'][:12]}, starts on first use*",
+        f"{image['revision'][:12]}, llama.cpp server, starts on first use*",
         f"*models dir {models} -> /models (read-only*",
     ])
     assert not _left_behind([image])

@@ -216,8 +216,8 @@ class ContainerProvider:
         text = f"image {image.id[:19]}… ({tags}), created {image.created}"
         if image.revision:
             text += f", revision {image.revision[:12]}"
-        if endpoint is None:
-            return text + ", starts on first use"
+        if endpoint is None:  # the family is known (stated, labelled or by entrypoint)
+            return text + f", {get_dialect(target.dialect).title}, starts on first use"
         server = get_dialect(target.dialect).describe(endpoint.server_version)
         return text + f", {server} at {endpoint.url}"
 
