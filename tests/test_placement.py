@@ -339,3 +339,29 @@ def test_the_target_parametrization_comes_first(pytester: pytest.Pytester) -> No
     )
     result = pytester.runpytest("--collect-only", "-q", "--ollama-sim=good")
     result.stdout.fnmatch_lines(["test_*.py::test_x[[]sim-good-*]"])
+
+
+def test_a_test_marked_pending_again_runs_with_its_target_or_among_the_free() -> None:
+    targets = {"aaaaaaa": 3, "bbbbbbb": 3}
+    ids = collection(targets, free=4)
+    sched, nodes = start(ids, list(targets), 2)
+    owner = next(n for n in nodes if 0 in n.queue)
+    sched.mark_test_pending(ids[1])  # e.g. a rerun plugin: aaaaaaa's test goes to its worker
+    assert owner.queue.count(1) == 2 and all(n is owner or 1 not in n.queue for n in nodes)
+    sched.mark_test_pending(ids[-1])  # a free test is queued again (first in line)
+    drain(sched, nodes)
+    ran = sorted(i for n in nodes for i in n.ran)
+    assert ran == sorted([*range(len(ids)), 1, len(ids) - 1])
+
+
+def test_tests_taken_back_from_a_worker_are_queued_again() -> None:
+    targets = {"aaaaaaa": 4}
+    ids = collection(targets, free=40)  # free work left: no worker is shutting down yet
+    sched, nodes = start(ids, list(targets), 2)
+    owner = next(n for n in nodes if 0 in n.queue)
+    owner.queue.remove(3)
+    sched.remove_pending_tests_from_node(owner, [3])  # its unit's worker gets it back
+    assert owner.queue[-1] == 3
+    drain(sched, nodes)
+    target_ran = [i for n in nodes for i in n.ran if i < 4]
+    assert sorted(target_ran) == [0, 1, 2, 3] and set(target_ran) <= set(owner.ran)

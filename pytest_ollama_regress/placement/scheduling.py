@@ -134,10 +134,17 @@ class TargetScheduling:
         self._refill(node)
 
     def mark_test_pending(self, item: str) -> None:
-        raise NotImplementedError("the ollama placement does not re-queue single tests")
+        """Queue ``item`` again (a rerun plugin does this): with its target's unit, else first
+        among the free tests."""
+        assert self.collection is not None
+        self._requeue([self.collection.index(item)])
 
     def remove_pending_tests_from_node(self, node: Any, indices: Sequence[int]) -> None:
-        raise NotImplementedError("the ollama placement does not steal work")
+        """Take ``indices`` back from ``node`` (xdist's answer to a steal) and queue them
+        again the same way."""
+        for index in indices:
+            self.node2pending[node].remove(index)
+        self._requeue(list(indices))
 
     def remove_node(self, node: Any) -> str | None:
         """Drop ``node``; when it crashed, its unfinished work moves elsewhere."""
@@ -147,17 +154,7 @@ class TargetScheduling:
             return None
         assert self.collection is not None
         crashed = self.collection[pending.pop(0)]
-        free = []
-        for index in pending:
-            scope = self.scope_of(self.collection[index])
-            if scope is None:
-                free.append(index)
-            else:
-                self.unplaced.setdefault(scope, []).append(index)
-        self.free[:0] = free
-        self._place()
-        for other in self.nodes:
-            self._refill(other)
+        self._requeue(pending)
         return crashed
 
     def schedule(self) -> None:
@@ -193,6 +190,25 @@ class TargetScheduling:
             self._send(node, indices)
             self.log(f"{scope}: {len(indices)} test(s) on {_name(node)}")
         self.unplaced.clear()
+
+    def _requeue(self, indices: list[int]) -> None:
+        """Queue tests again: a target's test to the live worker that runs its target, or with
+        its unit (placed whole) when none does; free tests first in the free queue."""
+        assert self.collection is not None
+        free = []
+        for index in indices:
+            scope = self.scope_of(self.collection[index])
+            owner = next((n for n in self._ready() if scope in self.node2units[n]), None)
+            if scope is None:
+                free.append(index)
+            elif owner is not None:
+                self._send(owner, [index])
+            else:
+                self.unplaced.setdefault(scope, []).append(index)
+        self.free[:0] = free
+        self._place()
+        for node in self.nodes:
+            self._refill(node)
 
     def _refill(self, node: Any) -> None:
         """Top ``node`` up with free tests when it runs low; shut it down when none are left."""
