@@ -40,6 +40,15 @@ def _left_behind(images: list[dict[str, Any]]) -> list[str]:
     return names
 
 
+def _run_images(pytester: pytest.Pytester, images: list[dict[str, Any]], models: Path,
+                *args: str) -> dict[str, tuple[str, str]]:
+    """The suite over ``images`` (the first is the baseline), the model folder mounted."""
+    _, found = run_suite(pytester, *(f"--ollama-image={image['id']}" for image in images),
+                         f"--ollama-models-dir={models.parent}",
+                         f"--ollama-baseline={images[0]['short_id']}", *args)
+    return found
+
+
 def _section(result: pytest.RunResult) -> list[str]:
     lines = result.outlines
     start = next(i for i, line in enumerate(lines) if "ollama inventory" in line)
@@ -121,11 +130,8 @@ def test_changed_chat_template_fails_the_render_diff(
         pytester: pytest.Pytester, llama_images: Images,
         llama_server_files: tuple[Path, Path]) -> None:
     base, twin, changed = (llama_images[n] for n in ("hist-1", "twin", "template"))
-    _, found = run_suite(
-        pytester, *(f"--ollama-image={image['id']}" for image in (base, twin, changed)),
-        f"--ollama-models-dir={llama_server_files[1].parent}",
-        f"--ollama-baseline={base['short_id']}", "-m", "debug_render",
-        f"--ollama-snapshot-dir={pytester.path / 'snaps'}")
+    found = _run_images(pytester, [base, twin, changed], llama_server_files[1], "-m",
+                        "debug_render", f"--ollama-snapshot-dir={pytester.path / 'snaps'}")
     broken = failed(found)
     assert set(broken) == {
         "test_debug_render_llama_server::test_template_render_matches_baseline"
@@ -139,11 +145,9 @@ def test_prompt_cache_disabled_trips_the_ttft_gate_on_cache_hits_only(
         pytester: pytest.Pytester, llama_images: Images,
         llama_server_files: tuple[Path, Path]) -> None:
     base, twin, uncached = (llama_images[n] for n in ("hist-1", "twin", "nocache"))
-    _, found = run_suite(
-        pytester, *(f"--ollama-image={image['id']}" for image in (base, twin, uncached)),
-        f"--ollama-models-dir={llama_server_files[1].parent}",
-        f"--ollama-baseline={base['short_id']}", "--ollama-ttft-max-regression=200%",
-        "--ollama-ttft-rounds=3", "-m", "ttft", "-k", "short")
+    found = _run_images(pytester, [base, twin, uncached], llama_server_files[1],
+                        "--ollama-ttft-max-regression=200%", "--ollama-ttft-rounds=3", "-m",
+                        "ttft", "-k", "short")
     broken = failed(found)
     assert set(broken) == {
         f"test_ttft_llama_server::test_time_to_first_token[{uncached['short_id']}-short-hit]"
