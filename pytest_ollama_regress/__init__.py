@@ -11,6 +11,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pytest_ollama_regress.dialects.async_ollama_client import AsyncOllamaClient
     from pytest_ollama_regress.dialects.base import Dialect, Timeouts
     from pytest_ollama_regress.dialects.ollama_client import (
         Completion,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from pytest_ollama_regress.versions import Version, parse_version
 
 _EXPORTS = {
+    "AsyncOllamaClient": "dialects.async_ollama_client",
     "Check": "suite.checks",
     "Completion": "dialects.ollama_client",
     "DebugRender": "dialects.ollama_client",
@@ -64,6 +66,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "AsyncOllamaClient",
     "Check",
     "Completion",
     "DebugRender",

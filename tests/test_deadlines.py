@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from pytest_ollama_regress.dialects import deadlines
@@ -164,17 +163,36 @@ def test_the_nearest_deadline_clamps_a_read() -> None:
         assert which == "stall" and 1.5 < timeout <= 2
         assert lim.clamp(0.5) == (0.5, None)  # the per-read timeout is shorter: untouched
         lim.stall, lim.total = None, 0.0
-        with pytest.raises(httpx.ReadTimeout):
-            deadlines.check()
-        assert lim.expired == "total"
+        assert lim.remaining()[1] == "total" and lim.remaining()[0] <= 0
 
 
 @pytest.mark.parametrize("trickle", ["blank-lines"], indirect=True)
-def test_without_the_socket_backend_the_reading_loop_enforces_them(trickle: Trickle,
-                                                                  monkeypatch) -> None:
-    """If httpx's pool cannot take the backend, the deadlines still hold (checked per line)."""
-    monkeypatch.setattr(deadlines, "install", lambda transport, wrap: False)
-    with OllamaClient(trickle.url, stall_timeout=1, request_timeout=30) as client:
-        elapsed, exc = _timed(lambda: client.chat("m", [{"role": "user", "content": "hi"}]))
+def test_the_async_client_obeys_the_stall_deadline(trickle: Trickle) -> None:
+    """Deadlines hold per asyncio task: blank lines do not keep a stream alive."""
+    import asyncio
+
+    from pytest_ollama_regress.dialects.async_ollama_client import AsyncOllamaClient
+
+    async def chat() -> None:
+        async with AsyncOllamaClient(trickle.url, stall_timeout=1, request_timeout=30) as c:
+            await c.chat("m", [{"role": "user", "content": "hi"}])
+
+    elapsed, exc = _timed(lambda: asyncio.run(chat()))
     assert isinstance(exc, OllamaError) and "stalled: no chunk from" in exc.message, exc
+    assert elapsed < 1 + SLACK
+
+
+@pytest.mark.parametrize("trickle", ["chunks"], indirect=True)
+def test_the_async_client_obeys_the_request_deadline(trickle: Trickle) -> None:
+    import asyncio
+
+    from pytest_ollama_regress.dialects.async_ollama_client import AsyncOllamaClient
+
+    async def chat() -> None:
+        async with AsyncOllamaClient(trickle.url, stall_timeout=5, request_timeout=1) as c:
+            await c.chat("m", [{"role": "user", "content": "hi"}])
+
+    elapsed, exc = _timed(lambda: asyncio.run(chat()))
+    assert isinstance(exc, OllamaError) and "deadline: the stream" in exc.message, exc
+    assert exc.partial is not None and exc.partial.chunks
     assert elapsed < 1 + SLACK

@@ -9,24 +9,27 @@ for streams, a **stall** deadline that only moves when the caller sees progress
 They are enforced at the socket: :class:`DeadlineBackend` wraps httpcore's network backend and
 shortens every connect/read/write timeout to what is left, raising httpcore's own timeout
 exceptions (so httpx reports ``ConnectTimeout``/``ReadTimeout``/``WriteTimeout``) when nothing
-is left; :attr:`Limits.expired` then says which deadline ran out. Limits are per thread, so one
-client can serve several threads. :func:`check` lets a reading loop enforce them too, for the
-case where the backend could not be installed (see :func:`transport`).
+is left; :attr:`Limits.expired` then says which deadline ran out. :class:`AsyncDeadlineBackend`
+does the same for httpcore's async streams. Limits live in a context variable: per thread, and
+per asyncio task, so one client can serve several threads or tasks.
 """
 
 from __future__ import annotations
 
 import contextlib
-import threading
+import contextvars
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpcore
 import httpx
 
-__all__ = ["DeadlineBackend", "Limits", "check", "current", "limits", "transport"]
+from pytest_ollama_regress.dialects.pool_transport import PoolTransport, pool_settings
+
+__all__ = ["AsyncDeadlineBackend", "DeadlineBackend", "Limits", "current", "limits",
+           "transport"]
 
 
 @dataclass
@@ -64,34 +67,24 @@ class Limits:
         return max(seconds, 0.0), which
 
 
-_local = threading.local()
+_current: contextvars.ContextVar[Limits | None] = contextvars.ContextVar(
+    "pytest_ollama_regress_limits", default=None)
 
 
 def current() -> Limits | None:
-    """The limits of this thread's request in flight, if any."""
-    return getattr(_local, "limits", None)
+    """The limits of this thread's (or asyncio task's) request in flight, if any."""
+    return _current.get()
 
 
 @contextlib.contextmanager
 def limits(total: float | None = None, stall: float | None = None) -> Iterator[Limits]:
     """Run one request under these deadlines (nested calls restore the outer ones)."""
-    outer = current()
-    _local.limits = lim = Limits(total=total, stall=stall)
+    lim = Limits(total=total, stall=stall)
+    token = _current.set(lim)
     try:
         yield lim
     finally:
-        _local.limits = outer
-
-
-def check() -> None:
-    """Raise ``httpx.ReadTimeout`` if a deadline of this thread's request has passed."""
-    lim = current()
-    if lim is None:
-        return
-    seconds, which = lim.remaining()
-    if seconds is not None and seconds <= 0:
-        lim.expired = which
-        raise httpx.ReadTimeout(f"{which} deadline passed")
+        _current.reset(token)
 
 
 def _limited(timeout: float | None, error: type[Exception]) -> tuple[float | None, str | None]:
@@ -115,6 +108,19 @@ def _call(fn: Any, timeout: float | None, error: type[Exception], *args: Any) ->
         lim = current()
         if lim is not None and which is not None:
             lim.expired = which  # the deadline set this timeout, not the per-read one
+        raise
+
+
+async def _acall(fn: Callable[[float | None], Awaitable[Any]], timeout: float | None,
+                 error: type[Exception]) -> Any:
+    """``await fn(timeout)`` with the timeout clamped, as :func:`_call`."""
+    clamped, which = _limited(timeout, error)
+    try:
+        return await fn(clamped)
+    except httpcore.TimeoutException:
+        lim = current()
+        if lim is not None and which is not None:
+            lim.expired = which
         raise
 
 
@@ -166,23 +172,57 @@ class DeadlineBackend(httpcore.NetworkBackend):
         self._backend.sleep(seconds)
 
 
-def install(transport: httpx.HTTPTransport, wrap: Any) -> bool:
-    """Wrap the network backend of httpx's own connection pool with ``wrap(backend)``.
+class AsyncDeadlineStream(httpcore.AsyncNetworkStream):
+    """An async network stream whose reads and writes end at the current deadlines."""
 
-    httpx does not expose httpcore's ``network_backend`` parameter, so it is set on the pool
-    httpx built. False (transport unchanged) if a future httpx lays its pool out differently;
-    then only :func:`check` in the reading loops enforces the deadlines.
-    """
-    pool = getattr(transport, "_pool", None)
-    backend = getattr(pool, "_network_backend", None)
-    if isinstance(pool, httpcore.ConnectionPool) and isinstance(backend, httpcore.NetworkBackend):
-        pool._network_backend = wrap(backend)
-        return True
-    return False
+    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+        self._stream = stream
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await _acall(lambda t: self._stream.read(max_bytes, t), timeout,
+                            httpcore.ReadTimeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await _acall(lambda t: self._stream.write(buffer, t), timeout, httpcore.WriteTimeout)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        return AsyncDeadlineStream(await self._stream.start_tls(*args, **kwargs))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
 
 
-def transport(**kwargs: Any) -> httpx.HTTPTransport:
-    """httpx's transport (``kwargs`` as for ``httpx.HTTPTransport``) obeying :func:`limits`."""
-    result = httpx.HTTPTransport(**kwargs)
-    install(result, DeadlineBackend)
-    return result
+class AsyncDeadlineBackend(httpcore.AsyncNetworkBackend):
+    """httpcore async network backend whose connects and streams obey the current deadlines."""
+
+    def __init__(self, backend: httpcore.AsyncNetworkBackend) -> None:
+        self._backend = backend
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                          *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        stream = await _acall(
+            lambda t: self._backend.connect_tcp(host, port, t, *args, **kwargs),
+            timeout, httpcore.ConnectTimeout,
+        )
+        return AsyncDeadlineStream(stream)
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        stream = await _acall(
+            lambda t: self._backend.connect_unix_socket(path, t, *args, **kwargs),
+            timeout, httpcore.ConnectTimeout,
+        )
+        return AsyncDeadlineStream(stream)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend.sleep(seconds)
+
+
+def transport(*, verify: bool = True, limits: httpx.Limits | None = None) -> PoolTransport:
+    """An httpx transport obeying :func:`limits`."""
+    pool = httpcore.ConnectionPool(network_backend=DeadlineBackend(),
+                                   **pool_settings(limits or httpx.Limits(), verify))
+    return PoolTransport(pool)

@@ -173,7 +173,6 @@ class LlamaServerClient(OllamaClient):
                     t, source = stamped.last_stamp_ns, stamped.last_source
                 else:
                     t, source = perf(), "line"
-                self._check()
                 if not line.startswith("data:"):
                     continue  # blank separators and comments are no chunks
                 data = line[5:].strip()
