@@ -17,7 +17,12 @@ Run from the repository root::
    interface referees: each request's first-content packet, stamped by the kernel as it
    passed ``lo`` (``loopback_capture.py``), against the client's kernel receive stamp
    (``first_content_ns``, source ``kernel``), the same chunk's socket-read stamp
-   (``first_content_read_ns``) and the simulator's flush stamp.
+   (``first_content_read_ns``) and the simulator's flush stamp. The contestants: ours with
+   threads sharing one ``OllamaClient``, ours with one asyncio loop (``AsyncOllamaClient``),
+   the official ``ollama`` client, and vLLM's benchmark method (aiohttp); each request's
+   prompt carries a marker the capture matches (``loopback_capture.marked``).
+   ``--url URL [--dialect llama-server] [--model NAME]`` referees a real server the same way
+   (no flush stamps there; llama-server: ours with threads and vLLM's method).
 2. **Per-chunk client cost**: CPU time of the client thread (``time.thread_time_ns``) while
    streaming a long answer with zero decode latency, divided by the chunk count; compared with
    a bare ``httpx`` stream that only iterates lines, and with a replay of the recorded lines
@@ -41,15 +46,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import httpx
 
-from pytest_ollama_regress.dialects.ollama_client import OllamaClient
+from pytest_ollama_regress.dialects.async_ollama_client import AsyncOllamaClient
+from pytest_ollama_regress.dialects.llama_server_client import LlamaServerClient
+from pytest_ollama_regress.dialects.ollama_client import Completion, OllamaClient
 from pytest_ollama_regress.dialects.timing import StreamTiming, percentiles
 from pytest_ollama_regress.sim import Latency, SimServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from loopback_capture import LoopbackCapture, first_content_packets  # noqa: E402
+from loopback_capture import LoopbackCapture, first_content_packets, marked  # noqa: E402
 
 MODEL = "llama3.2:3b"
 NUM_PARALLEL = "64"
@@ -187,80 +195,48 @@ def simulator(mode: str, decode_ms: float) -> Iterator[tuple[str, FlushFn]]:
         child.wait(timeout=10)
 
 
-#: one request: (simulator request id, index of its first content chunk, every chunk's stamp,
-#: the first content chunk's socket-read stamp, that chunk's stamp source)
-Record = tuple[str, int, list[int], int, str]
+#: one request: (simulator request id or "", index of its first content chunk, every chunk's
+#: stamp, the first content chunk's socket-read stamp, that chunk's stamp source, the marker
+#: its prompt carried for the capture)
+Record = tuple[str, int, list[int], int, str, str]
 
 
-def run_streams(url: str, streams: int, per_stream: int, tokens: int) -> list[Record]:
-    """``streams`` threads sharing one client, ``per_stream`` generate requests each."""
-    results: list[Record] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(streams)
-    failures: list[BaseException] = []
-    with OllamaClient(url, stall_timeout=30) as client:
-        client.generate(MODEL, "warm up", options={"num_predict": 1})
+@dataclass(frozen=True)
+class Server:
+    """What the clients talk to: its URL, family and model."""
 
-        def worker(index: int) -> None:
-            try:
-                barrier.wait(timeout=30)
-                for n in range(per_stream):
-                    result = client.generate(
-                        MODEL, f"stream {index} request {n}", options={"num_predict": tokens}
-                    )
-                    first = next(i for i, c in enumerate(result.chunks) if c.get("response"))
-                    timing = result.timing
-                    item = (
-                        result.headers["x-sim-request-id"],
-                        first,
-                        timing.chunk_arrivals_ns,
-                        timing.first_content_read_ns or 0,
-                        timing.first_content_source or "",
-                    )
-                    with lock:
-                        results.append(item)
-            except BaseException as exc:  # reported after join
-                failures.append(exc)
+    url: str
+    dialect: str = "ollama"
+    model: str = MODEL
 
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(streams)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=300)
-    if failures:
-        raise failures[0]
-    return results
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1].split("/")[0])
 
 
-def run_official(url: str, streams: int, per_stream: int, tokens: int) -> list[Record]:
-    """The same load through the official ``ollama`` client, written as users write it: the
-    first non-empty ``response`` the generator yields is stamped with ``perf_counter_ns``.
-    A response event hook (httpx's, passed through ``ollama.Client``) notes the simulator's
-    request id; it runs once per response, before the body is read."""
-    import ollama
+def _has_content(chunk: dict) -> bool:
+    """A chunk with text: Ollama's generate or chat line, or an OpenAI SSE delta."""
+    delta = ((chunk.get("choices") or [{}])[0].get("delta") or {})
+    return bool(chunk.get("response") or (chunk.get("message") or {}).get("content")
+                or delta.get("content"))
 
-    results: list[Record] = []
-    lock = threading.Lock()
+
+def _record(result: Completion, marker: str) -> Record:
+    timing = result.timing
+    first = next(i for i, chunk in enumerate(result.chunks) if _has_content(chunk))
+    return (result.headers.get("x-sim-request-id", ""), first, timing.chunk_arrivals_ns,
+            timing.first_content_read_ns or 0, timing.first_content_source or "", marker)
+
+
+def _threads(streams: int, work: Callable[[int], None]) -> None:
+    """``work(index)`` on ``streams`` threads started together; the first failure raised."""
     barrier = threading.Barrier(streams)
     failures: list[BaseException] = []
 
     def worker(index: int) -> None:
-        ids: list[str] = []
-        client = ollama.Client(host=url, event_hooks={
-            "response": [lambda r: ids.append(r.headers.get("x-sim-request-id", ""))]})
         try:
-            client.generate(model=MODEL, prompt="warm up", options={"num_predict": 1})
-            barrier.wait(timeout=30)
-            for n in range(per_stream):
-                first_ns, first = 0, -1
-                parts = client.generate(model=MODEL, prompt=f"official {index} {n}",
-                                        stream=True, options={"num_predict": tokens})
-                for i, part in enumerate(parts):
-                    if part.response and not first_ns:
-                        first_ns, first = time.perf_counter_ns(), i
-                with lock:
-                    results.append((ids[-1], first, [first_ns] * (first + 1), first_ns,
-                                    "user loop"))
+            barrier.wait(timeout=60)
+            work(index)
         except BaseException as exc:  # reported after join
             failures.append(exc)
 
@@ -268,29 +244,113 @@ def run_official(url: str, streams: int, per_stream: int, tokens: int) -> list[R
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=300)
+        thread.join(timeout=600)
     if failures:
         raise failures[0]
+
+
+def run_streams(server: Server, streams: int, per_stream: int, tokens: int) -> list[Record]:
+    """``streams`` threads sharing one client (ours, sync), ``per_stream`` requests each."""
+    results: list[Record] = []
+    client_type = LlamaServerClient if server.dialect == "llama-server" else OllamaClient
+    with client_type(server.url, stall_timeout=120) as client:
+
+        def ask(prompt: str) -> Completion:
+            if server.dialect == "llama-server":
+                return client.chat(server.model, [{"role": "user", "content": prompt}],
+                                   options={"max_tokens": tokens})
+            return client.generate(server.model, prompt, options={"num_predict": tokens})
+
+        ask("warm up")
+
+        def work(index: int) -> None:
+            for n in range(per_stream):
+                marker = f"t{index}-{n}-{time.perf_counter_ns()}"
+                results.append(_record(ask(marked(f"stream {index} request {n}", marker)),
+                                       marker))
+
+        _threads(streams, work)
     return results
 
 
-def run_vllm_method(url: str, streams: int, per_stream: int, tokens: int) -> list[Record]:
+def run_async_streams(server: Server, streams: int, per_stream: int,
+                      tokens: int) -> list[Record]:
+    """The same load as one asyncio task per stream on one event loop (ours, async)."""
+    import asyncio
+
+    results: list[Record] = []
+
+    async def stream(client: AsyncOllamaClient, index: int, start: asyncio.Event) -> None:
+        await start.wait()
+        for n in range(per_stream):
+            marker = f"a{index}-{n}-{time.perf_counter_ns()}"
+            result = await client.generate(server.model, marked(f"async {index} {n}", marker),
+                                           options={"num_predict": tokens})
+            results.append(_record(result, marker))
+
+    async def main() -> None:
+        async with AsyncOllamaClient(server.url, stall_timeout=120) as client:
+            await client.generate(server.model, "warm up", options={"num_predict": 1})
+            start = asyncio.Event()
+            tasks = [asyncio.create_task(stream(client, i, start)) for i in range(streams)]
+            start.set()
+            await asyncio.gather(*tasks)
+
+    asyncio.run(main())
+    return results
+
+
+def run_official(server: Server, streams: int, per_stream: int, tokens: int) -> list[Record]:
+    """The same load through the official ``ollama`` client, written as users write it: the
+    first non-empty ``response`` the generator yields is stamped with ``perf_counter_ns``.
+    A response event hook (httpx's, passed through ``ollama.Client``) notes the simulator's
+    request id; it runs once per response, before the body is read."""
+    import ollama
+
+    results: list[Record] = []
+    clients = []
+    ids: list[list[str]] = [[] for _ in range(streams)]
+    for index in range(streams):
+        client = ollama.Client(host=server.url, event_hooks={"response": [
+            lambda r, seen=ids[index]: seen.append(r.headers.get("x-sim-request-id", ""))]})
+        client.generate(model=server.model, prompt="warm up", options={"num_predict": 1})
+        clients.append(client)
+
+    def work(index: int) -> None:
+        for n in range(per_stream):
+            marker = f"o{index}-{n}-{time.perf_counter_ns()}"
+            first_ns, first = 0, -1
+            parts = clients[index].generate(
+                model=server.model, prompt=marked(f"official {index} {n}", marker),
+                stream=True, options={"num_predict": tokens})
+            for i, part in enumerate(parts):
+                if part.response and not first_ns:
+                    first_ns, first = time.perf_counter_ns(), i
+            results.append((ids[index][-1], first, [first_ns] * (first + 1), first_ns,
+                            "user loop", marker))
+
+    _threads(streams, work)
+    return results
+
+
+def run_vllm_method(server: Server, streams: int, per_stream: int,
+                    tokens: int) -> list[Record]:
     """vLLM's benchmark request function, written from its published method (not copied):
     one asyncio loop, aiohttp streaming ``POST /v1/chat/completions``, ``perf_counter`` taken
     as each SSE chunk comes off ``response.content``, before JSON parsing. Stamped here is the
-    first chunk whose delta has content (vLLM counts the first chunk even when empty; the
-    simulator sends the role first, so that would be a different event)."""
+    first chunk whose delta has content (vLLM counts the first chunk even when empty; servers
+    send the role first, so that would be a different event)."""
     import asyncio
 
     import aiohttp
 
     results: list[Record] = []
 
-    async def one(session: aiohttp.ClientSession, prompt: str) -> Record:
-        payload = {"model": MODEL, "messages": [{"role": "user", "content": prompt}],
+    async def one(session: aiohttp.ClientSession, prompt: str, marker: str) -> Record:
+        payload = {"model": server.model, "messages": [{"role": "user", "content": prompt}],
                    "stream": True, "max_tokens": tokens}
         first_ns, first, events = 0, -1, 0
-        async with session.post(f"{url}/v1/chat/completions", json=payload) as response:
+        async with session.post(f"{server.url}/v1/chat/completions", json=payload) as response:
             request_id = response.headers.get("X-Sim-Request-Id", "")
             async for raw in response.content:
                 stamp = time.perf_counter_ns()
@@ -304,22 +364,19 @@ def run_vllm_method(url: str, streams: int, per_stream: int, tokens: int) -> lis
                 if choices[0].get("delta", {}).get("content") and not first_ns:
                     first_ns, first = stamp, events
                 events += 1
-        return (request_id, first, [first_ns] * (first + 1), first_ns, "asyncio chunk")
+        return (request_id, first, [first_ns] * (first + 1), first_ns, "asyncio chunk", marker)
 
-    async def stream(session: aiohttp.ClientSession, index: int, start: asyncio.Event) -> None:
-        await one(session, "warm up")
-        await start.wait()
+    async def stream(session: aiohttp.ClientSession, index: int) -> None:
         for n in range(per_stream):
-            results.append(await one(session, f"vllm {index} {n}"))
+            marker = f"v{index}-{n}-{time.perf_counter_ns()}"
+            results.append(await one(session, marked(f"vllm {index} {n}", marker), marker))
 
     async def main() -> None:
-        start = asyncio.Event()
-        timeout = aiohttp.ClientTimeout(total=300)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            tasks = [asyncio.create_task(stream(session, i, start)) for i in range(streams)]
-            await asyncio.sleep(0.5)  # every stream warmed up
-            start.set()
-            await asyncio.gather(*tasks)
+        timeout = aiohttp.ClientTimeout(total=600)
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+            await asyncio.gather(*(one(session, "warm up", "") for _ in range(streams)))
+            await asyncio.gather(*(stream(session, i) for i in range(streams)))
 
     asyncio.run(main())
     return results
@@ -329,7 +386,7 @@ def ttft_errors(results: list[Record], flushes: FlushFn) -> tuple[list[float], l
     """Errors in us: (first content chunk per request, every chunk of every request)."""
     first_errors: list[float] = []
     all_errors: list[float] = []
-    for request_id, first, arrivals, _read, _source in results:
+    for request_id, first, arrivals, *_rest in results:
         flushed = flushes(request_id)
         if len(flushed) != len(arrivals):
             raise RuntimeError(
@@ -340,19 +397,20 @@ def ttft_errors(results: list[Record], flushes: FlushFn) -> tuple[list[float], l
     return first_errors, all_errors
 
 
-def referee(results: list[Record], flushes: FlushFn,
+def referee(results: list[Record], flushes: FlushFn | None,
             captured: dict[str, int]) -> dict[str, list[float]]:
     """Errors in us against the captured first-content packet: the client's stamp (ours: the
     kernel's receive stamp), its socket-read stamp and the simulator's flush stamp (requests
-    the capture missed are left out)."""
+    the capture missed are left out; no flush stamps from a real server)."""
     out: dict[str, list[float]] = {"client": [], "read": [], "flush": []}
-    for request_id, first, arrivals, read_ns, _source in results:
-        packet = captured.get(request_id)
+    for request_id, first, arrivals, read_ns, _source, marker in results:
+        packet = captured.get(marker)
         if packet is None:
             continue
         out["client"].append((arrivals[first] - packet) / 1e3)
         out["read"].append((read_ns - packet) / 1e3)
-        out["flush"].append((flushes(request_id)[first] - packet) / 1e3)
+        if flushes is not None:
+            out["flush"].append((flushes(request_id)[first] - packet) / 1e3)
     return out
 
 
@@ -409,8 +467,62 @@ def chunk_cost(url: str, reps: int) -> dict[str, float]:
 
 def fmt(values: list[float]) -> str:
     """Signed p50, p99 and p1 (negative: the simulator stamped its flush late, see docs)."""
+    if not values:
+        return "- | - | -"
     p = percentiles(values, (1, 50, 99))
     return f"{p[50]:.0f} | {p[99]:.0f} | {p[1]:.0f}"
+
+
+Runner = Callable[[Server, int, int, int], list[Record]]
+
+
+def peers(server: Server, has_aiohttp: bool, has_official: bool) -> list[tuple[str, Runner]]:
+    """The contestants this server can answer, in the order each round runs them."""
+    if server.dialect == "llama-server":
+        out: list[tuple[str, Runner]] = [("ours (threads)", run_streams)]
+    else:
+        out = [("ours (threads)", run_streams), ("ours (asyncio)", run_async_streams)]
+        if has_official:
+            out.append(("official ollama", run_official))
+    if has_aiohttp:
+        out.append(("vLLM method", run_vllm_method))
+    return out
+
+
+def refereed_rows(label: str, server: Server, flushes: FlushFn | None, contestants:
+                  list[tuple[str, Runner]], plan: list[tuple[int, int]], tokens: int) -> list[str]:
+    """Every contestant at every concurrency under one capture per concurrency, interleaved
+    in two halves; one table row per (concurrency, contestant)."""
+    rows: list[str] = []
+    for streams, per_stream in plan:
+        records: dict[str, list[Record]] = {name: [] for name, _ in contestants}
+        half = max(1, per_stream // 2)
+        load_before = os.getloadavg()[0]
+        with LoopbackCapture(server.port) as capture:
+            for _ in range(2):
+                for name, run in contestants:
+                    records[name] += run(server, streams, half, tokens)
+        load_after = os.getloadavg()[0]
+        captured = first_content_packets(capture.packets, server.port)
+        drift = (capture.offsets[1] - capture.offsets[0]) / 1e3
+        for name, _ in contestants:
+            errors = referee(records[name], flushes, captured)
+            counts = collections.Counter(r[4] for r in records[name])
+            sources = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+            read = fmt(errors["read"]) if name.startswith("ours") else "- | - | -"
+            rows.append(
+                f"| {label} | {name} | {streams} | {len(errors['client'])}/{len(records[name])} "
+                f"| {sources} | {fmt(errors['client'])} | {read} | {fmt(errors['flush'])} "
+                f"| {load_before:.1f}-{load_after:.1f} | {drift:+.0f} | {capture.report} |")
+            print(rows[-1], flush=True)
+    return rows
+
+
+REFEREE_HEAD = (
+    "| server | client | streams | matched | stamp source | client stamp p50 | p99 | p1 "
+    "| socket-read stamp p50 | p99 | p1 | simulator flush p50 | p99 | p1 | load average "
+    "| clock drift (us) | tcpdump |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "---|---|---|")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -428,21 +540,40 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--capture", action="store_true",
                         help="referee with a loopback packet capture (root, tcpdump)")
+    parser.add_argument("--url", help="a running server instead of the simulator "
+                        "(implies --capture; no flush stamps)")
+    parser.add_argument("--dialect", default="ollama", choices=["ollama", "llama-server"],
+                        help="the family of the --url server")
+    parser.add_argument("--model", default=MODEL, help="the model --url serves")
+    parser.add_argument("--streams", default="1,16,64",
+                        help="comma list of concurrencies (1, 16, 64 by default)")
     parser.add_argument("--skip-cost", action="store_true", help="leave out the per-chunk cost")
     args = parser.parse_args(argv)
+    if args.url:
+        args.capture = True
     if args.capture and (why := LoopbackCapture.available()):
         parser.error(f"--capture: {why}")
     has_aiohttp = importlib.util.find_spec("aiohttp") is not None
+    has_official = importlib.util.find_spec("ollama") is not None
     if args.capture and not has_aiohttp:
         print("# aiohttp is not installed: the vLLM-method peer is left out (pip install aiohttp)")
     scale = 0.5 if args.quick else 1.0
-    plan = [(1, int(150 * scale)), (16, int(10 * scale)), (64, max(2, int(4 * scale)))]
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    requests = {1: 150, 16: 10, 64: 4}
+    plan = [(n, max(2, int(requests.get(n, max(2, 160 // n)) * scale)))
+            for n in (int(x) for x in args.streams.split(","))]
     print(
         f"# bench_client_ttft: python {platform.python_version()}, httpx {httpx.__version__}, "
         f"{os.cpu_count()} CPUs, {platform.machine()}, decode {args.decode_ms} ms/token, "
-        f"{args.tokens} tokens/request"
+        f"{args.tokens} tokens/request, load average {os.getloadavg()[0]:.1f}"
     )
+    if args.url:
+        server = Server(args.url.rstrip("/"), args.dialect, args.model)
+        print(f"\nReferee: loopback capture, {args.dialect} at {server.url}, model "
+              f"{server.model}; errors in us (stamp - packet):\n\n{REFEREE_HEAD}", flush=True)
+        refereed_rows(args.dialect, server, None, peers(server, has_aiohttp, has_official),
+                      plan, args.tokens)
+        return 0
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     print("\nErrors in us (client arrival stamp - simulator flush stamp):\n")
     print(
         "| simulator | streams | requests | first content p50 | p99 | p1 "
@@ -452,51 +583,24 @@ def main(argv: list[str] | None = None) -> int:
     refereed: list[str] = []
     for mode in modes:
         with simulator(mode, args.decode_ms) as (url, flushes):
-            port = int(url.rsplit(":", 1)[1])
+            server = Server(url)
             for streams, per_stream in plan:
-                if args.capture:
-                    official: list[Record] = []
-                    vllm: list[Record] = []
-                    results = []
-                    half = max(1, per_stream // 2)
-                    with LoopbackCapture(port) as capture:
-                        for _ in range(2):  # interleaved halves: ours, official, vLLM's, ...
-                            results += run_streams(url, streams, half, args.tokens)
-                            official += run_official(url, streams, half, args.tokens)
-                            if has_aiohttp:
-                                vllm += run_vllm_method(url, streams, half, args.tokens)
-                    captured = first_content_packets(capture.packets)
-                    drift = (capture.offsets[1] - capture.offsets[0]) / 1e3
-                    peers = [("ours", results), ("official", official)]
-                    if has_aiohttp:
-                        peers.append(("vLLM method", vllm))
-                    for client, records in peers:
-                        errors = referee(records, flushes, captured)
-                        counts = collections.Counter(r[4] for r in records)
-                        sources = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-                        read = fmt(errors["read"]) if client == "ours" else "- | - | -"
-                        refereed.append(
-                            f"| {mode} | {client} | {streams} | {len(errors['client'])}/"
-                            f"{len(records)} | {sources} | {fmt(errors['client'])} | {read} | "
-                            f"{fmt(errors['flush'])} | {drift:+.0f} | {capture.report} |")
-                else:
-                    results = run_streams(url, streams, per_stream, args.tokens)
+                results = run_streams(server, streams, per_stream, args.tokens)
                 first, every = ttft_errors(results, flushes)
                 print(
                     f"| {mode} | {streams} | {len(first)} | {fmt(first)} | {fmt(every)} |",
                     flush=True,
                 )
+            if args.capture:
+                if not refereed:
+                    print("\nReferee: loopback capture, first-content packet; errors in us "
+                          f"(stamp - packet):\n\n{REFEREE_HEAD}", flush=True)
+                refereed += refereed_rows(f"simulator ({mode})", server, flushes,
+                                          peers(server, has_aiohttp, has_official), plan,
+                                          args.tokens)
     for streams, per_stream in plan:
         floor = socket_floor(streams, per_stream * (args.tokens + 1), args.decode_ms)
         print(f"| bare sockets (floor) | {streams} | - | - | - | - | {fmt(floor)} |", flush=True)
-    if refereed:
-        print("\nReferee: loopback capture, first-content packet; errors in us (stamp - "
-              "packet):\n")
-        print("| simulator | client | streams | matched | stamp source | client stamp p50 | p99 "
-              "| p1 | socket-read stamp p50 | p99 | p1 | simulator flush p50 | p99 | p1 "
-              "| clock drift (us) | tcpdump |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-        print("\n".join(refereed), flush=True)
     if args.skip_cost:
         return 0
     print(

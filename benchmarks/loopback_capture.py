@@ -8,7 +8,8 @@ IPv4) and maps its CLOCK_REALTIME stamps onto ``perf_counter_ns`` (the offset me
 the capture starts and when it stops; both are printed so a clock step would show).
 
 :func:`first_content_packets` finds, per response, the packet carrying its first non-empty
-content line, keyed by the simulator's ``X-Sim-Request-Id`` header.
+content line, keyed by the marker its request's prompt carried (``[req:MARKER]``, see
+:func:`marked`): any server, any client, without a server-side request id.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["LoopbackCapture", "Packet", "clock_offset", "first_content_packets"]
+__all__ = ["LoopbackCapture", "Packet", "clock_offset", "first_content_packets", "marked"]
 
 START_LIMIT_S = 10.0
 STOP_LIMIT_S = 10.0
@@ -32,8 +33,9 @@ STOP_LIMIT_S = 10.0
 QUIET_S = 0.3
 _PCAP_NS_MAGIC = 0xA1B23C4D
 _LINKTYPE_ETHERNET = 1
-_REQUEST_ID = re.compile(rb"X-Sim-Request-Id: (\d+)\r\n", re.IGNORECASE)
-#: an Ollama NDJSON line with non-empty content (generate's "response", chat's "content")
+_MARKER = re.compile(rb"\[req:([A-Za-z0-9_-]+)\]")
+#: a line with non-empty content: Ollama's NDJSON (generate's "response", chat's "content")
+#: or an OpenAI SSE delta's "content" (``reasoning_content`` does not match)
 _CONTENT = re.compile(rb'"(?:response|content)":"(?:[^"\\]|\\.)')
 
 
@@ -56,7 +58,8 @@ def clock_offset() -> int:
 
 
 class LoopbackCapture:
-    """``with LoopbackCapture(port) as cap: ...`` then ``cap.packets``: what ``port`` sent."""
+    """``with LoopbackCapture(port) as cap: ...`` then ``cap.packets``: what ``port`` sent
+    and received."""
 
     def __init__(self, port: int, snaplen: int = 1024) -> None:
         self.port = port
@@ -82,7 +85,7 @@ class LoopbackCapture:
         command = ["tcpdump", "-i", "lo", "-n", "-U", "--immediate-mode", "-B", "65536",
                    "-s", str(self.snaplen),
                    "--time-stamp-precision=nano", "-w", str(self._path),
-                   f"tcp and src port {self.port}"]
+                   f"tcp port {self.port}"]
         self._child = subprocess.Popen(command, stdout=subprocess.DEVNULL,
                                        stderr=subprocess.PIPE, text=True)
         assert self._child.stderr is not None
@@ -151,26 +154,30 @@ def read_pcap(path: Path, offset_ns: int) -> list[Packet]:
     return packets
 
 
-def first_content_packets(packets: list[Packet]) -> dict[str, int]:
-    """Request id -> stamp of the packet carrying the response's first non-empty content.
+def marked(prompt: str, marker: str) -> str:
+    """``prompt`` carrying ``marker`` (letters, digits, ``-``, ``_``) for the capture."""
+    return f"[req:{marker}] {prompt}"
 
-    Per connection (the client's port) the packets come in order; a response starts with the
-    header block naming its ``X-Sim-Request-Id``, and its first content is the first payload
-    after that holding a content line with text.
+
+def first_content_packets(packets: list[Packet], server_port: int) -> dict[str, int]:
+    """Marker -> stamp of the packet carrying the response's first non-empty content.
+
+    Per connection (the client's port) requests and responses alternate, in order: a request
+    packet naming ``[req:MARKER]`` opens a response, and its first content is the first
+    payload the server sends on that connection after it holding a content line with text.
     """
     found: dict[str, int] = {}
-    current: dict[int, tuple[str, bool]] = {}  # client port -> (request id, content seen)
+    current: dict[int, tuple[str, bool]] = {}  # client port -> (marker, content seen)
     for packet in packets:
-        payload = packet.payload
-        start = 0
-        match = _REQUEST_ID.search(payload)
-        if match:
-            current[packet.dst_port] = (match.group(1).decode(), False)
-            start = match.end()
+        if packet.dst_port == server_port:
+            match = _MARKER.search(packet.payload)
+            if match:
+                current[packet.src_port] = (match.group(1).decode(), False)
+            continue
         request = current.get(packet.dst_port)
         if request is None or request[1]:
             continue
-        if _CONTENT.search(payload, start):
+        if _CONTENT.search(packet.payload):
             found[request[0]] = packet.stamp_ns
             current[packet.dst_port] = (request[0], True)
     return found

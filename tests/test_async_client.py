@@ -120,3 +120,128 @@ def test_the_transport_raises_httpx_errors(theirs, ours) -> None:
 def test_other_errors_pass_the_transport_unchanged() -> None:
     with pytest.raises(KeyError), httpx_errors():
         raise KeyError("x")
+
+
+@pytest.fixture
+def stamped_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """(client: non-blocking, kernel stamps on; server side, Nagle off), over loopback."""
+    from pytest_ollama_regress.dialects.kernel_stamps import enable
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname(), timeout=5)
+        server, _ = listener.accept()
+    server.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    client.setblocking(False)
+    assert enable(client)
+    try:
+        yield client, server
+    finally:
+        client.close()
+        server.close()
+
+
+@linux
+def test_the_inbox_reads_each_packet_when_it_comes_not_when_the_task_asks(stamped_pair) -> None:
+    """Two packets 30 ms apart while the task is busy elsewhere: read as two parts, each with
+    its own stamp (a read after both came would merge them and name the second's arrival)."""
+    from pytest_ollama_regress.dialects.kernel_stamps_async import Inbox
+
+    client, server = stamped_pair
+
+    async def main() -> list[tuple[bytes, int | None]]:
+        inbox = Inbox(client, asyncio.get_running_loop())
+        server.sendall(b"first\n")
+        await asyncio.sleep(0.03)  # the task is not reading: the loop still is
+        server.sendall(b"second\n")
+        await asyncio.sleep(0.03)
+        got = [await inbox.take(1024, 1), await inbox.take(1024, 1)]
+        server.close()
+        got.append(await inbox.take(1024, 1))
+        inbox.close()
+        return got
+
+    (first, t1), (second, t2), (end, t3) = asyncio.run(main())
+    assert (first, second, end, t3) == (b"first\n", b"second\n", b"", None)
+    assert t1 is not None and t2 is not None and t2 - t1 > 20_000_000
+
+
+@linux
+def test_the_inbox_pauses_reading_above_its_high_water_mark(stamped_pair, monkeypatch) -> None:
+    from pytest_ollama_regress.dialects import kernel_stamps_async
+
+    monkeypatch.setattr(kernel_stamps_async, "HIGH_WATER", 1000)
+    monkeypatch.setattr(kernel_stamps_async, "READ_BYTES", 500)
+    client, server = stamped_pair
+    payload = bytes(range(256)) * 40  # 10 KiB
+
+    async def main() -> bytes:
+        inbox = kernel_stamps_async.Inbox(client, asyncio.get_running_loop())
+        server.sendall(payload)
+        server.close()
+        await asyncio.sleep(0.05)
+        assert 1000 <= inbox._buffered < 1500  # paused at the mark, the rest left in TCP
+        data = b""
+        while chunk := (await inbox.take(300, 1))[0]:
+            data += chunk
+        return data
+
+    assert asyncio.run(main()) == payload
+
+
+@linux
+def test_the_inbox_times_out_without_data(stamped_pair) -> None:
+    from pytest_ollama_regress.dialects.kernel_stamps_async import Inbox
+
+    client, _server = stamped_pair
+
+    async def main() -> None:
+        inbox = Inbox(client, asyncio.get_running_loop())
+        try:
+            await inbox.take(10, 0.05)
+        finally:
+            inbox.close()
+
+    with pytest.raises(asyncio.TimeoutError):
+        asyncio.run(main())
+
+
+def test_lanes_hold_one_connection_per_request_in_flight(sim: SimServer) -> None:
+    """The sync client under 8 threads and the async one under 8 tasks: answers as usual, at
+    most ``max_connections`` connections, and a request that finds every one busy for
+    ``connect_timeout`` fails saying the pool is exhausted."""
+    import threading
+    import time
+
+    with OllamaClient(sim.url, max_connections=3) as client:
+        results: list[str] = []
+        threads = [threading.Thread(target=lambda: results.append(
+            client.generate(MODEL, "hi", options={"num_predict": 3}).text)) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert len(results) == 8 and all(results)
+        addresses = {  # sequential requests reuse the warm connection of a free lane
+            client.request("GET", "/api/version").extensions["network_stream"]
+            .get_extra_info("client_addr") for _ in range(6)}
+        assert len(addresses) == 1
+
+    async def busy(client: AsyncOllamaClient) -> list[str]:
+        answers = await asyncio.gather(*(client.generate(MODEL, f"p{i}",
+                                                         options={"num_predict": 3})
+                                         for i in range(8)))
+        return [answer.text for answer in answers]
+
+    assert all(run(busy, sim.url, max_connections=2))
+
+    slow = Latency(load_ms=0, prefill_us=10, decode_ms=200)
+    with SimServer(latency=slow) as server, OllamaClient(
+            server.url, max_connections=1, connect_timeout=0.2) as client:
+        first = threading.Thread(target=lambda: client.generate(
+            MODEL, "long", options={"num_predict": 5}))
+        first.start()
+        time.sleep(0.3)
+        with pytest.raises(OllamaError) as exhausted:
+            client.generate(MODEL, "second", options={"num_predict": 1})
+        first.join(timeout=30)
+    assert exhausted.value.status == 0 and "pool exhausted" in exhausted.value.message

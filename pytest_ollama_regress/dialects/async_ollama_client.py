@@ -24,14 +24,14 @@ import httpx
 
 from pytest_ollama_regress.dialects.client_base import DEFAULT_REQUEST_TIMEOUT, ClientBase
 from pytest_ollama_regress.dialects.deadlines import AsyncDeadlineBackend
-from pytest_ollama_regress.dialects.kernel_stamps import AsyncKernelStampBackend
+from pytest_ollama_regress.dialects.kernel_stamps_async import AsyncKernelStampBackend
 from pytest_ollama_regress.dialects.ndjson_stream import NdjsonAssembly
 from pytest_ollama_regress.dialects.ollama_payloads import (
     ImageInput,
     chat_payload,
     generate_payload,
 )
-from pytest_ollama_regress.dialects.pool_transport import AsyncPoolTransport, pool_settings
+from pytest_ollama_regress.dialects.pool_transport import AsyncLaneTransport, lane_settings
 from pytest_ollama_regress.dialects.read_stamps import AsyncStampingBackend, read_stamp
 from pytest_ollama_regress.dialects.results import Completion, OllamaError
 from pytest_ollama_regress.dialects.timing import StreamTiming
@@ -41,16 +41,18 @@ __all__ = ["AsyncOllamaClient", "async_stamping_transport"]
 _SENT_EVENT = "http11.send_request_headers.started"
 
 
-def async_stamping_transport(limits: httpx.Limits, *, tls: bool) -> AsyncPoolTransport:
+def async_stamping_transport(limits: httpx.Limits, *, tls: bool) -> AsyncLaneTransport:
     """An httpx async transport whose streams stamp every read and obey the deadlines;
-    kernel receive stamps on plain TCP (``tls`` False)."""
+    kernel receive stamps on plain TCP (``tls`` False); one connection per request in flight,
+    at most ``limits.max_connections``."""
     backend: httpcore.AsyncNetworkBackend = httpcore.AnyIOBackend()
     if not tls:
         backend = AsyncKernelStampBackend(backend)
-    pool = httpcore.AsyncConnectionPool(
-        network_backend=AsyncStampingBackend(AsyncDeadlineBackend(backend)),
-        **pool_settings(limits, True))
-    return AsyncPoolTransport(pool)
+    stamped = AsyncStampingBackend(AsyncDeadlineBackend(backend))
+    settings = lane_settings(limits, True)
+    return AsyncLaneTransport(
+        lambda: httpcore.AsyncConnectionPool(network_backend=stamped, **settings),
+        limits.max_connections or 128)
 
 
 class AsyncOllamaClient(ClientBase):

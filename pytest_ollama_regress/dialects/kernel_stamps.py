@@ -21,10 +21,8 @@ that bracket, under a microsecond; a bracket the scheduler stretched past 20 us 
 again, up to three times). A stamp that maps after the read returned (the clock was
 stepped in between) is dropped and the read's own stamp is used.
 
-**Async.** :class:`AsyncKernelStampBackend` opens plain TCP connections itself on the running
-asyncio loop (non-blocking socket, ``recvmsg`` when the loop reports it readable), so one
-event loop can read many streams without threads queueing for the GIL between a packet's
-arrival and its read. Under another event loop (trio) it hands over to the backend it wraps.
+**Async.** :mod:`~.kernel_stamps_async` does the same for asyncio clients, reading each socket
+as soon as the event loop sees it readable.
 
 **Fallback.** TLS streams (``recvmsg`` does not go through ``ssl``), other systems, or a
 socket that refuses the option: the backends leave the stream as it is and
@@ -33,19 +31,16 @@ socket that refuses the option: the backends leave the stream as it is and
 
 from __future__ import annotations
 
-import asyncio
-import select
 import socket
 import struct
 import sys
 import time
-from collections.abc import Iterable
 from typing import Any
 
 import httpcore
 
-__all__ = ["KERNEL_STREAM", "AsyncKernelStampBackend", "AsyncKernelStampStream",
-           "KernelStampBackend", "KernelStampStream", "enable", "kernel_stream", "recv_stamped"]
+__all__ = ["KERNEL_STREAM", "KernelStampBackend", "KernelStampStream", "enable", "kernel_stream",
+           "recv_stamped"]
 
 #: Linux's SO_TIMESTAMPNS (= SCM_TIMESTAMPNS); Python's socket module does not name it.
 #: The value of the generic socket.h (x86-64, arm64, ...); other architectures refuse it or
@@ -143,144 +138,12 @@ class KernelStampBackend(httpcore.NetworkBackend):
         self._backend.sleep(seconds)
 
 
-class AsyncKernelStampStream(httpcore.AsyncNetworkStream):
-    """A plain TCP connection read with ``recvmsg`` on the running asyncio loop; each read
-    keeps the kernel's receive stamp (``last_rx_ns``, ``None`` when the read brought none)."""
-
-    def __init__(self, sock: socket.socket, stamped: bool) -> None:
-        self._sock = sock
-        self._stamped = stamped
-        self.last_rx_ns: int | None = None
-
-    async def _ready(self, watch: Any, unwatch: Any, timeout: float | None,
-                     error: type[Exception]) -> None:
-        """Wait until the loop reports the socket ready (``watch`` = add_reader/add_writer)."""
-        loop = asyncio.get_running_loop()
-        ready = loop.create_future()
-        fd = self._sock.fileno()
-        watch(fd, lambda: ready.done() or ready.set_result(None))
-        try:
-            await asyncio.wait_for(ready, timeout)
-        except asyncio.TimeoutError as exc:
-            raise error(exc) from exc
-        finally:
-            unwatch(fd)
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                if self._stamped:
-                    data, self.last_rx_ns, _ = recv_stamped(self._sock, max_bytes)
-                else:
-                    data = self._sock.recv(max_bytes)
-                return data
-            except BlockingIOError:
-                await self._ready(loop.add_reader, loop.remove_reader, timeout,
-                                  httpcore.ReadTimeout)
-            except OSError as exc:
-                raise httpcore.ReadError(exc) from exc
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        loop = asyncio.get_running_loop()
-        view = memoryview(buffer)
-        while view:
-            try:
-                sent = self._sock.send(view)
-            except BlockingIOError:
-                await self._ready(loop.add_writer, loop.remove_writer, timeout,
-                                  httpcore.WriteTimeout)
-                continue
-            except OSError as exc:
-                raise httpcore.WriteError(exc) from exc
-            view = view[sent:]
-
-    async def aclose(self) -> None:
-        self._sock.close()
-
-    async def start_tls(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError(
-            "TLS is not read by the kernel-stamping backend (use http:// or the default one)")
-
-    def get_extra_info(self, info: str) -> Any:
-        if info == KERNEL_STREAM:
-            return self if self._stamped else None
-        if info == "socket":
-            return self._sock
-        if info == "client_addr":
-            return self._sock.getsockname()
-        if info == "server_addr":
-            return self._sock.getpeername()
-        if info == "is_readable":  # data or end of stream waiting: a dropped pooled connection
-            return bool(select.select([self._sock], [], [], 0)[0])
-        return None
-
-
-class AsyncKernelStampBackend(httpcore.AsyncNetworkBackend):
-    """httpcore async backend: plain TCP on the running asyncio loop with kernel receive
-    stamps (see the module docstring); TLS, unix sockets and other event loops go to
-    ``fallback``."""
-
-    def __init__(self, fallback: httpcore.AsyncNetworkBackend) -> None:
-        self._fallback = fallback
-
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None,
-                          socket_options: Iterable[Any] | None = None
-                          ) -> httpcore.AsyncNetworkStream:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if loop is None or sys.platform != "linux":
-            return await self._fallback.connect_tcp(host, port, timeout, local_address,
-                                                    socket_options)
-        try:
-            return await asyncio.wait_for(
-                self._open(loop, host, port, local_address, socket_options or ()), timeout)
-        except asyncio.TimeoutError as exc:
-            raise httpcore.ConnectTimeout(exc) from exc
-        except OSError as exc:
-            raise httpcore.ConnectError(exc) from exc
-
-    @staticmethod
-    async def _open(loop: asyncio.AbstractEventLoop, host: str, port: int,
-                    local_address: str | None, options: Iterable[Any]) -> AsyncKernelStampStream:
-        addresses = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        failure: OSError | None = None
-        for family, kind, proto, _name, address in addresses:
-            sock = socket.socket(family, kind, proto)
-            try:
-                sock.setblocking(False)
-                for option in options:
-                    sock.setsockopt(*option)
-                if local_address is not None:
-                    sock.bind((local_address, 0))
-                await loop.sock_connect(sock, address)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError as exc:
-                sock.close()
-                failure = exc
-                continue
-            except BaseException:
-                sock.close()
-                raise
-            return AsyncKernelStampStream(sock, enable(sock))
-        raise failure or OSError(f"no address for {host}:{port}")
-
-    async def connect_unix_socket(self, *args: Any, **kwargs: Any
-                                  ) -> httpcore.AsyncNetworkStream:
-        return await self._fallback.connect_unix_socket(*args, **kwargs)
-
-    async def sleep(self, seconds: float) -> None:
-        await self._fallback.sleep(seconds)
-
-
-def kernel_stream(stream: Any) -> KernelStampStream | AsyncKernelStampStream | None:
-    """The kernel-stamping stream under ``stream`` (sync or async; wrappers pass
-    ``get_extra_info`` down), or ``None``."""
+def kernel_stream(stream: Any) -> Any:
+    """The kernel-stamping stream under ``stream`` (sync or async: anything with
+    ``last_rx_ns`` answering ``get_extra_info(KERNEL_STREAM)``; wrappers pass that down), or
+    ``None``."""
     try:
         found = stream.get_extra_info(KERNEL_STREAM)
     except Exception:  # noqa: BLE001 - a stream that cannot answer has no kernel stamps
         return None
-    return found if isinstance(found, (KernelStampStream, AsyncKernelStampStream)) else None
+    return found if hasattr(found, "last_rx_ns") else None

@@ -37,7 +37,7 @@ from pytest_ollama_regress.dialects.ollama_payloads import (
     generate_payload,
     put,
 )
-from pytest_ollama_regress.dialects.pool_transport import PoolTransport, pool_settings
+from pytest_ollama_regress.dialects.pool_transport import LaneTransport, lane_settings
 from pytest_ollama_regress.dialects.read_stamps import StampingBackend, batched, read_stamp
 from pytest_ollama_regress.dialects.results import Completion, DebugRender, OllamaError
 from pytest_ollama_regress.dialects.timing import ServerMetrics, StreamTiming
@@ -51,12 +51,14 @@ _SENT_EVENT = "http11.send_request_headers.started"
 _EMPTY: dict[str, Any] = {}
 
 
-def stamping_transport(limits: httpx.Limits, verify: bool = True) -> PoolTransport:
+def stamping_transport(limits: httpx.Limits, verify: bool = True) -> LaneTransport:
     """An httpx transport whose streams stamp every read (kernel receive stamps where the
-    socket gives them) and obey the request :mod:`deadlines`."""
+    socket gives them) and obey the request :mod:`deadlines`; one connection per request in
+    flight, at most ``limits.max_connections``."""
     backend = StampingBackend(deadlines.DeadlineBackend(KernelStampBackend(httpcore.SyncBackend())))
-    return PoolTransport(httpcore.ConnectionPool(network_backend=backend,
-                                                 **pool_settings(limits, verify)))
+    settings = lane_settings(limits, verify)
+    return LaneTransport(lambda: httpcore.ConnectionPool(network_backend=backend, **settings),
+                         limits.max_connections or 128)
 
 
 class OllamaClient(ClientBase):
